@@ -1,0 +1,51 @@
+"""Environments by name: ``make("mpe/spread", num_agents=5)`` and ``list_envs()``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from envs.core import MultiAgentEnv
+from envs.mpe import Reference, SpeakerListener, Spread, Tag
+
+_REGISTRY: dict[str, Callable[..., MultiAgentEnv]] = {
+    "mpe/spread": Spread,
+    "mpe/speaker_listener": SpeakerListener,
+    "mpe/reference": Reference,
+    "mpe/tag": Tag,
+}
+
+
+def register(name: str, factory: Callable[..., MultiAgentEnv]) -> None:
+    """Add an environment; its factory's keyword arguments become ``make``'s options."""
+    if name in _REGISTRY:
+        raise ValueError(f"environment {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def list_envs() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def env_options(name: str) -> dict[str, object]:
+    """The keyword options of environment ``name`` with their defaults."""
+    params = inspect.signature(_factory(name)).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def make(name: str, **kwargs) -> MultiAgentEnv:
+    """Build a registered environment; unknown names or options raise ``ValueError``."""
+    options = env_options(name)
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for environment {name!r}; "
+            f"options are {', '.join(f'{k}={v!r}' for k, v in options.items())}"
+        )
+    return _factory(name)(**kwargs)
+
+
+def _factory(name: str) -> Callable[..., MultiAgentEnv]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown environment {name!r}; registered: {', '.join(list_envs())}")
+    return _REGISTRY[name]
