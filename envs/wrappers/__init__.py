@@ -1,0 +1,19 @@
+"""Wrappers: auto-reset, episode statistics, batching, and PettingZoo adapters both ways."""
+
+from envs.wrappers.base import Wrapper
+from envs.wrappers.episodes import AutoReset, EpisodeStats
+from envs.wrappers.from_pettingzoo import PettingZooVecEnv, from_pettingzoo
+from envs.wrappers.to_pettingzoo import PettingZooEnv, to_pettingzoo
+from envs.wrappers.vector import VecEnv, vectorize
+
+__all__ = [
+    "AutoReset",
+    "EpisodeStats",
+    "PettingZooEnv",
+    "PettingZooVecEnv",
+    "VecEnv",
+    "Wrapper",
+    "from_pettingzoo",
+    "to_pettingzoo",
+    "vectorize",
+]

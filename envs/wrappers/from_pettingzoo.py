@@ -1,0 +1,142 @@
+"""Any PettingZoo ``ParallelEnv`` as a batched host-side environment.
+
+``num_envs`` real environments are stepped in a Python loop and their dicts stacked into
+the same ``TimeStep`` a ``vectorize``-d JAX environment returns (``[B, N, ...]`` numpy
+arrays, auto-reset with ``final_obs``, episode statistics), so every method also trains on
+them. Removed agents (e.g. a fallen walker) get zero observations and rewards and
+``active = False``. The global state is the concatenation of the padded observations
+(PettingZoo's ``state()`` is optional and fails for some envs once agents are removed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from envs.core import AgentSpaces, TimeStep
+
+
+class PettingZooVecEnv(AgentSpaces):
+    def __init__(self, make_fn: Callable[[], ParallelEnv], num_envs: int):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.envs = [make_fn() for _ in range(num_envs)]
+        first = self.envs[0]
+        self.name = first.metadata.get("name", type(first.unwrapped).__name__)
+        self.agents = tuple(first.possible_agents)
+        self._obs_spaces = {a: first.observation_space(a) for a in self.agents}
+        self._act_spaces = {a: first.action_space(a) for a in self.agents}
+        for agent, space in self._obs_spaces.items():
+            if not isinstance(space, spaces.Box):
+                raise TypeError(f"agent {agent!r}: only Box observations are supported, got {space}")
+        self.num_envs = num_envs
+        self.state_dim = self.num_agents * self.obs_dim
+        b, n = num_envs, self.num_agents
+        self._obs = np.zeros((b, n, self.obs_dim), np.float32)
+        self._active = np.zeros((b, n), bool)
+        self._return = np.zeros((b, n), np.float32)
+        self._length = np.zeros(b, np.int32)
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self._act_spaces[agent]
+
+    def reset(self, seed: int | None = None) -> TimeStep:
+        for i, env in enumerate(self.envs):
+            self._reset_one(i, None if seed is None else seed + i)
+        zeros = np.zeros((self.num_envs, self.num_agents), np.float32)
+        done = np.zeros(self.num_envs, bool)
+        return self._timestep(zeros, done, done, self._obs.copy(), zeros, self._length.copy())
+
+    def step(self, actions: np.ndarray) -> TimeStep:
+        """``actions``: ``[B, N]`` ints (discrete) or ``[B, N, action_dim]`` floats."""
+        actions = self._check_actions(actions)
+        b, n = self.num_envs, self.num_agents
+        reward = np.zeros((b, n), np.float32)
+        terminated, truncated = np.zeros(b, bool), np.zeros(b, bool)
+        final_obs = np.zeros_like(self._obs)
+        ep_return, ep_length = np.zeros((b, n), np.float32), np.zeros(b, np.int32)
+        for i, env in enumerate(self.envs):
+            acts = {a: self._decode(actions[i, j], j) for j, a in enumerate(self.agents) if a in env.agents}
+            obs, rew, _, trunc, _ = env.step(acts)
+            reward[i] = [rew.get(a, 0.0) for a in self.agents]
+            self._set_obs(i, obs, env.agents)
+            self._return[i] += reward[i]
+            self._length[i] += 1
+            final_obs[i] = self._obs[i]
+            ep_return[i], ep_length[i] = self._return[i], self._length[i]
+            if not env.agents:  # the episode is over for everyone
+                truncated[i] = any(trunc.values())
+                terminated[i] = not truncated[i]
+                self._reset_one(i, None)
+        return self._timestep(reward, terminated, truncated, final_obs, ep_return, ep_length)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _reset_one(self, i: int, seed: int | None) -> None:
+        obs, _ = self.envs[i].reset(seed=seed)
+        self._set_obs(i, obs, self.envs[i].agents)
+        self._return[i] = 0.0
+        self._length[i] = 0
+
+    def _set_obs(self, i: int, obs: dict, live: list[str]) -> None:
+        self._obs[i] = 0.0
+        for j, agent in enumerate(self.agents):
+            if agent in live:
+                self._obs[i, j, : self.obs_sizes[j]] = np.ravel(obs[agent])
+        self._active[i] = [a in live for a in self.agents]
+
+    def _decode(self, action: np.ndarray, j: int):
+        if self.discrete:
+            return int(action)
+        return action[: self.action_sizes[j]]
+
+    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
+        actions = np.asarray(actions)
+        b, n = self.num_envs, self.num_agents
+        expected = (b, n) if self.discrete else (b, n, self.action_dim)
+        if actions.shape != expected:
+            raise ValueError(f"actions have shape {actions.shape}, expected {expected}")
+        if self.discrete:
+            if not np.issubdtype(actions.dtype, np.integer):
+                raise ValueError(f"discrete actions must be integers, got dtype {actions.dtype}")
+            bad = (actions < 0) | (actions >= self.action_sizes)
+        else:
+            bad = ~np.isfinite(actions).all(-1)
+        bad &= self._active
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(f"invalid action {actions[i, j]} for agent {self.agents[j]!r} in env {i}")
+        return actions.astype(np.int32 if self.discrete else np.float32)
+
+    def _timestep(self, reward, terminated, truncated, final_obs, ep_return, ep_length) -> TimeStep:
+        b = self.num_envs
+        return TimeStep(
+            obs=self._obs.copy(),
+            state=self._obs.reshape(b, -1).copy(),
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            active=self._active.copy(),
+            action_mask=np.broadcast_to(self.static_action_mask, (b, *self.static_action_mask.shape)),
+            info={
+                "final_obs": final_obs,
+                "final_state": final_obs.reshape(b, -1),
+                "episode_return": ep_return,
+                "episode_length": ep_length,
+            },
+        )
+
+
+def from_pettingzoo(make_fn: Callable[[], ParallelEnv], num_envs: int) -> PettingZooVecEnv:
+    """``num_envs`` copies of ``make_fn()`` as one batched host environment."""
+    return PettingZooVecEnv(make_fn, num_envs)

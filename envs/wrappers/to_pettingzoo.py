@@ -1,0 +1,141 @@
+"""A JAX environment seen as a ``pettingzoo.ParallelEnv`` (host side, one environment).
+
+Actions are checked before they reach JAX: unknown or missing agents, out-of-range,
+wrongly shaped, non-integer or non-finite actions raise ``ValueError`` naming the agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from envs.core import MultiAgentEnv
+
+
+class PettingZooEnv(ParallelEnv):
+    metadata = {"render_modes": ["rgb_array"], "is_parallelizable": True}
+
+    def __init__(self, env: MultiAgentEnv, render_mode: str | None = None):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.env = env
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "name": env.name}
+        self.possible_agents = list(env.agents)
+        self.agents: list[str] = []
+        self.state_space = spaces.Box(-np.inf, np.inf, (env.state_dim,), np.float32)
+        self._reset = jax.jit(env.reset)
+        self._step = jax.jit(env.step)
+        self._key = jax.random.PRNGKey(np.random.SeedSequence().entropy % 2**32)
+        self._state = None
+        self._timestep = None
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.env.observation_space(agent)
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.env.action_space(agent)
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._key = jax.random.PRNGKey(seed)
+        self._key, key = jax.random.split(self._key)
+        self._state, ts = self._reset(key)
+        self._timestep = jax.device_get(ts)
+        self.agents = [a for a, on in zip(self.possible_agents, self._timestep.active) if on]
+        return self._observations(), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        if self._state is None:
+            raise ValueError("call reset() before step()")
+        if not self.agents:
+            raise ValueError("the episode is over (no agents left): call reset()")
+        stacked = self._stack_actions(actions)
+        self._key, key = jax.random.split(self._key)
+        self._state, ts = self._step(key, self._state, stacked)
+        ts = self._timestep = jax.device_get(ts)
+        acted = self.agents
+        obs = self._observations()
+        rewards = {a: float(ts.reward[self.env.agent_index(a)]) for a in acted}
+        ended = bool(ts.terminated) or bool(ts.truncated)
+        active = dict(zip(self.possible_agents, ts.active))
+        # A whole-team end is a termination or a truncation; an agent dropping out terminates.
+        terminations = {a: bool(ts.terminated) or (not ended and not active[a]) for a in acted}
+        truncations = {a: bool(ts.truncated) for a in acted}
+        info = {k: np.asarray(v).tolist() for k, v in ts.info.items()}
+        self.agents = [a for a in acted if active[a] and not ended]
+        return obs, rewards, terminations, truncations, {a: dict(info) for a in acted}
+
+    def state(self) -> np.ndarray:
+        if self._timestep is None:
+            raise ValueError("call reset() before state()")
+        return np.asarray(self._timestep.state, np.float32)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None or self._state is None:
+            return None
+        return self.env.render(self._state)
+
+    def close(self) -> None:
+        self._state = None
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        obs = np.asarray(self._timestep.obs, np.float32)
+        sizes = self.env.obs_sizes
+        return {a: obs[i, : sizes[i]] for i, a in enumerate(self.possible_agents) if a in self.agents}
+
+    def _stack_actions(self, actions: dict[str, Any]) -> np.ndarray:
+        """Validated actions as the stacked array the JAX env takes."""
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict agent -> action, got {type(actions).__name__}")
+        unknown = sorted(set(actions) - set(self.agents))
+        if unknown:
+            raise ValueError(f"actions for unknown or inactive agent(s) {unknown}; agents are {self.agents}")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"missing actions for agent(s) {missing}")
+        env = self.env
+        if env.discrete:
+            out = np.zeros(env.num_agents, np.int32)
+        else:
+            out = np.zeros((env.num_agents, env.action_dim), np.float32)
+        for agent, action in actions.items():
+            i = env.agent_index(agent)
+            space = self.action_space(agent)
+            if env.discrete:
+                out[i] = _check_discrete(agent, action, space)
+            else:
+                out[i, : space.shape[0]] = _check_box(agent, action, space)
+        return out
+
+
+def _check_discrete(agent: str, action: Any, space: spaces.Discrete) -> int:
+    a = np.asarray(action)
+    if a.shape != () or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"action for agent {agent!r} must be one integer for {space}, got {action!r}")
+    if not space.start <= int(a) < space.start + space.n:
+        raise ValueError(f"action {int(a)} for agent {agent!r} is outside {space}")
+    return int(a) - int(space.start)
+
+
+def _check_box(agent: str, action: Any, space: spaces.Box) -> np.ndarray:
+    try:
+        a = np.asarray(action, np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"action for agent {agent!r} is not numeric: {action!r}") from None
+    if a.shape != space.shape:
+        raise ValueError(f"action for agent {agent!r} has shape {a.shape}, expected {space.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"action for agent {agent!r} is not finite: {a}")
+    if np.any(a < space.low) or np.any(a > space.high):
+        raise ValueError(f"action {a} for agent {agent!r} is outside [{space.low}, {space.high}]")
+    return a
+
+
+def to_pettingzoo(env: MultiAgentEnv, render_mode: str | None = None) -> PettingZooEnv:
+    """A ``pettingzoo.ParallelEnv`` over one copy of a JAX environment."""
+    return PettingZooEnv(env, render_mode)
