@@ -65,10 +65,10 @@ class PettingZooVecEnv(AgentSpaces):
             acts = {a: self._decode(actions[i, j], j) for j, a in enumerate(self.agents) if a in env.agents}
             obs, rew, _, trunc, _ = env.step(acts)
             reward[i] = [rew.get(a, 0.0) for a in self.agents]
+            final_obs[i] = self._pad(obs)  # every agent that acted, including those now gone
             self._set_obs(i, obs, env.agents)
             self._return[i] += reward[i]
             self._length[i] += 1
-            final_obs[i] = self._obs[i]
             ep_return[i], ep_length[i] = self._return[i], self._length[i]
             if not env.agents:  # the episode is over for everyone
                 truncated[i] = any(trunc.values())
@@ -88,12 +88,17 @@ class PettingZooVecEnv(AgentSpaces):
         self._return[i] = 0.0
         self._length[i] = 0
 
-    def _set_obs(self, i: int, obs: dict, live: list[str]) -> None:
-        self._obs[i] = 0.0
+    def _pad(self, obs: dict) -> np.ndarray:
+        """[N, obs_dim] stacked, zero-padded observations (zeros for absent agents)."""
+        out = np.zeros((self.num_agents, self.obs_dim), np.float32)
         for j, agent in enumerate(self.agents):
-            if agent in live:
-                self._obs[i, j, : self.obs_sizes[j]] = np.ravel(obs[agent])
+            if agent in obs:
+                out[j, : self.obs_sizes[j]] = np.ravel(obs[agent])
+        return out
+
+    def _set_obs(self, i: int, obs: dict, live: list[str]) -> None:
         self._active[i] = [a in live for a in self.agents]
+        self._obs[i] = self._pad(obs) * self._active[i][:, None]
 
     def _decode(self, action: np.ndarray, j: int):
         if self.discrete:
