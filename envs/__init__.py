@@ -3,4 +3,12 @@
 from envs.core import AgentSpaces, MultiAgentEnv, TimeStep
 from envs.registry import env_options, list_envs, make, register
 
-__all__ = ["AgentSpaces", "MultiAgentEnv", "TimeStep", "env_options", "list_envs", "make", "register"]
+__all__ = [
+    "AgentSpaces",
+    "MultiAgentEnv",
+    "TimeStep",
+    "env_options",
+    "list_envs",
+    "make",
+    "register",
+]

@@ -25,7 +25,7 @@ def rollout(env, key, steps, num_envs):
     venv = vectorize(env, num_envs)
 
     def body(carry, key):
-        state, = carry
+        (state,) = carry
         k_act, k_step = jax.random.split(key)
         state, ts = venv.step(k_step, state, random_actions(env, k_act, (num_envs,)))
         return (state,), ts

@@ -62,7 +62,9 @@ def _check_parity(name, continuous, tol):
         ours = jax.device_get(run(state_from_world(world_of(ref)), actions))
         for t in range(steps):
             acts = {
-                agent: (int(actions[t, i]) if env.discrete else actions[t, i, : env.action_sizes[i]])
+                agent: (
+                    int(actions[t, i]) if env.discrete else actions[t, i, : env.action_sizes[i]]
+                )
                 for i, agent in enumerate(ref.possible_agents)
             }
             obs, rew, term, trunc, _ = ref.step(acts)

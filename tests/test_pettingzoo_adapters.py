@@ -1,4 +1,4 @@
-"""``to_pettingzoo`` (JAX env -> ParallelEnv) and ``from_pettingzoo`` (ParallelEnv -> host batch)."""
+"""to_pettingzoo (JAX env -> ParallelEnv) and from_pettingzoo (ParallelEnv -> host batch)."""
 
 from __future__ import annotations
 
@@ -41,11 +41,21 @@ def test_render_rgb_array():
     ("name", "continuous", "bad", "message"),
     [
         ("mpe/spread", False, {"agent_9": 0}, r"unknown or inactive agent\(s\) \['agent_9'\]"),
-        ("mpe/spread", False, {"agent_0": 7}, r"action 7 for agent 'agent_0' is outside Discrete\(5\)"),
+        (
+            "mpe/spread",
+            False,
+            {"agent_0": 7},
+            r"action 7 for agent 'agent_0' is outside Discrete\(5\)",
+        ),
         ("mpe/spread", False, {"agent_0": -1}, "agent 'agent_0' is outside"),
         ("mpe/spread", False, {"agent_0": 1.5}, "agent 'agent_0' must be one integer"),
         ("mpe/spread", False, {"agent_0": [1, 2]}, "agent 'agent_0' must be one integer"),
-        ("mpe/spread", True, {"agent_1": np.zeros(3)}, r"agent 'agent_1' has shape \(3,\), expected \(5,\)"),
+        (
+            "mpe/spread",
+            True,
+            {"agent_1": np.zeros(3)},
+            r"agent 'agent_1' has shape \(3,\), expected \(5,\)",
+        ),
         ("mpe/spread", True, {"agent_1": np.full(5, np.nan)}, "agent 'agent_1' is not finite"),
         ("mpe/spread", True, {"agent_2": np.full(5, 1.5)}, "for agent 'agent_2' is outside"),
         ("mpe/speaker_listener", False, {"speaker_0": 3}, "agent 'speaker_0' is outside Discrete"),
@@ -82,7 +92,7 @@ def test_from_pettingzoo_mpe2_spread_matches_jax_spread():
     ts = host.reset(seed=0)
     assert ts.obs.shape == (3, 3, 18) and ts.state.shape == (3, 54)
     states = [state_from_world(world_of(e)) for e in host.envs]
-    for t in range(25):
+    for _t in range(25):
         actions = rng.integers(0, 5, (3, 3))
         ts = host.step(actions)
         for i in range(3):

@@ -85,7 +85,9 @@ class Tag(ParticleEnv):
         hits = self._contacts(state)
         adv_reward = 10.0 * jnp.sum(hits)
         x = jnp.abs(state.pos[self.num_adversaries : self.num_agents])  # [G, 2]
-        out = jnp.where(x < 0.9, 0.0, jnp.where(x < 1.0, (x - 0.9) * 10, jnp.minimum(jnp.exp(2 * x - 2), 10.0)))
+        out = jnp.where(
+            x < 0.9, 0.0, jnp.where(x < 1.0, (x - 0.9) * 10, jnp.minimum(jnp.exp(2 * x - 2), 10.0))
+        )
         good_reward = -10.0 * jnp.sum(hits, 0) - out.sum(-1)
         return jnp.concatenate([jnp.full(self.num_adversaries, adv_reward), good_reward])
 

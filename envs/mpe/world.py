@@ -40,6 +40,7 @@ class ParticleEnv(MultiAgentEnv):
     damping = 0.25
     contact_force = 1e2
     contact_margin = 1e-3
+    camera_range = 1.5  # rendered square is [-1.5, 1.5]^2
 
     def __init__(
         self,
@@ -91,7 +92,9 @@ class ParticleEnv(MultiAgentEnv):
         ]
         # Static gather indices.
         self._colliders = np.flatnonzero(self.collide)  # [C]
-        self._others = np.array([[j for j in range(n) if j != i] for i in range(n)]).reshape(n, n - 1)
+        self._others = np.array([[j for j in range(n) if j != i] for i in range(n)]).reshape(
+            n, n - 1
+        )
         self._state_index = np.concatenate(
             [i * self.obs_dim + np.arange(d) for i, d in enumerate(self._obs_sizes)]
         )
@@ -138,7 +141,9 @@ class ParticleEnv(MultiAgentEnv):
             goal=goal,
             step=jnp.array(0, jnp.int32),
         )
-        return state, self._timestep(state, jnp.zeros(self.num_agents, jnp.float32), jnp.array(False))
+        return state, self._timestep(
+            state, jnp.zeros(self.num_agents, jnp.float32), jnp.array(False)
+        )
 
     def step(self, key: Array, state: MPEState, actions: Array) -> tuple[MPEState, TimeStep]:
         u, comm = self.decode_actions(actions)
@@ -232,7 +237,7 @@ class ParticleEnv(MultiAgentEnv):
     def render(self, state: MPEState, resolution: int = 400) -> np.ndarray:
         pos = np.asarray(state.pos, np.float64)
         color = np.clip(self._entity_colors(state), 0.0, 1.0)
-        cam = max(1.0, float(np.abs(pos).max())) * 1.1
+        cam = self.camera_range  # fixed, so frames of an episode share one scale
         scale = resolution / (2 * cam)
         yy, xx = np.mgrid[:resolution, :resolution]
         frame = np.full((resolution, resolution, 3), 255, np.uint8)

@@ -35,10 +35,14 @@ class AutoReset(Wrapper):
         state_reset, ts_reset = self.env.reset(key_reset)
         done = ts_step.done
         start = ts_reset.replace(
-            reward=ts_step.reward, terminated=ts_step.terminated, truncated=ts_step.truncated,
+            reward=ts_step.reward,
+            terminated=ts_step.terminated,
+            truncated=ts_step.truncated,
             info=ts_step.info,
         )
-        return _select(done, state_reset, state_step), _with_final(_select(done, start, ts_step), ts_step)
+        return _select(done, state_reset, state_step), _with_final(
+            _select(done, start, ts_step), ts_step
+        )
 
 
 def _with_final(ts: TimeStep, final: TimeStep) -> TimeStep:
@@ -69,6 +73,9 @@ class EpisodeStats(Wrapper):
         keep = ~ts.done
         new_state = EpisodeStatsState(env_state, ret * keep, length * keep)
         return new_state, _with_stats(ts, ret, length)
+
+    def render(self, state: EpisodeStatsState):
+        return self.env.render(state.env_state)
 
 
 def _with_stats(ts: TimeStep, ret: Array, length: Array) -> TimeStep:

@@ -31,7 +31,9 @@ class PettingZooVecEnv(AgentSpaces):
         self._act_spaces = {a: first.action_space(a) for a in self.agents}
         for agent, space in self._obs_spaces.items():
             if not isinstance(space, spaces.Box):
-                raise TypeError(f"agent {agent!r}: only Box observations are supported, got {space}")
+                raise TypeError(
+                    f"agent {agent!r}: only Box observations are supported, got {space}"
+                )
         self.num_envs = num_envs
         self.state_dim = self.num_agents * self.obs_dim
         b, n = num_envs, self.num_agents
@@ -47,7 +49,7 @@ class PettingZooVecEnv(AgentSpaces):
         return self._act_spaces[agent]
 
     def reset(self, seed: int | None = None) -> TimeStep:
-        for i, env in enumerate(self.envs):
+        for i, _env in enumerate(self.envs):
             self._reset_one(i, None if seed is None else seed + i)
         zeros = np.zeros((self.num_envs, self.num_agents), np.float32)
         done = np.zeros(self.num_envs, bool)
@@ -62,7 +64,11 @@ class PettingZooVecEnv(AgentSpaces):
         final_obs = np.zeros_like(self._obs)
         ep_return, ep_length = np.zeros((b, n), np.float32), np.zeros(b, np.int32)
         for i, env in enumerate(self.envs):
-            acts = {a: self._decode(actions[i, j], j) for j, a in enumerate(self.agents) if a in env.agents}
+            acts = {
+                a: self._decode(actions[i, j], j)
+                for j, a in enumerate(self.agents)
+                if a in env.agents
+            }
             obs, rew, _, trunc, _ = env.step(acts)
             reward[i] = [rew.get(a, 0.0) for a in self.agents]
             final_obs[i] = self._pad(obs)  # every agent that acted, including those now gone
@@ -120,7 +126,9 @@ class PettingZooVecEnv(AgentSpaces):
         bad &= self._active
         if bad.any():
             i, j = np.argwhere(bad)[0]
-            raise ValueError(f"invalid action {actions[i, j]} for agent {self.agents[j]!r} in env {i}")
+            raise ValueError(
+                f"invalid action {actions[i, j]} for agent {self.agents[j]!r} in env {i}"
+            )
         return actions.astype(np.int32 if self.discrete else np.float32)
 
     def _timestep(self, reward, terminated, truncated, final_obs, ep_return, ep_length) -> TimeStep:
@@ -132,7 +140,9 @@ class PettingZooVecEnv(AgentSpaces):
             terminated=terminated,
             truncated=truncated,
             active=self._active.copy(),
-            action_mask=np.broadcast_to(self.static_action_mask, (b, *self.static_action_mask.shape)),
+            action_mask=np.broadcast_to(
+                self.static_action_mask, (b, *self.static_action_mask.shape)
+            ),
             info={
                 "final_obs": final_obs,
                 "final_state": final_obs.reshape(b, -1),

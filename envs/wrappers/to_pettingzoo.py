@@ -46,7 +46,9 @@ class PettingZooEnv(ParallelEnv):
         self._key, key = jax.random.split(self._key)
         self._state, ts = self._reset(key)
         self._timestep = jax.device_get(ts)
-        self.agents = [a for a, on in zip(self.possible_agents, self._timestep.active) if on]
+        self.agents = [
+            a for a, on in zip(self.possible_agents, self._timestep.active, strict=True) if on
+        ]
         return self._observations(), {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]):
@@ -62,7 +64,7 @@ class PettingZooEnv(ParallelEnv):
         obs = self._observations()
         rewards = {a: float(ts.reward[self.env.agent_index(a)]) for a in acted}
         ended = bool(ts.terminated) or bool(ts.truncated)
-        active = dict(zip(self.possible_agents, ts.active))
+        active = dict(zip(self.possible_agents, ts.active, strict=True))
         # A whole-team end is a termination or a truncation; an agent dropping out terminates.
         terminations = {a: bool(ts.terminated) or (not ended and not active[a]) for a in acted}
         truncations = {a: bool(ts.truncated) for a in acted}
@@ -86,15 +88,21 @@ class PettingZooEnv(ParallelEnv):
     def _observations(self) -> dict[str, np.ndarray]:
         obs = np.asarray(self._timestep.obs, np.float32)
         sizes = self.env.obs_sizes
-        return {a: obs[i, : sizes[i]] for i, a in enumerate(self.possible_agents) if a in self.agents}
+        return {
+            a: obs[i, : sizes[i]] for i, a in enumerate(self.possible_agents) if a in self.agents
+        }
 
     def _stack_actions(self, actions: dict[str, Any]) -> np.ndarray:
         """Validated actions as the stacked array the JAX env takes."""
         if not isinstance(actions, dict):
-            raise ValueError(f"actions must be a dict agent -> action, got {type(actions).__name__}")
+            raise ValueError(
+                f"actions must be a dict agent -> action, got {type(actions).__name__}"
+            )
         unknown = sorted(set(actions) - set(self.agents))
         if unknown:
-            raise ValueError(f"actions for unknown or inactive agent(s) {unknown}; agents are {self.agents}")
+            raise ValueError(
+                f"actions for unknown or inactive agent(s) {unknown}; agents are {self.agents}"
+            )
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"missing actions for agent(s) {missing}")
@@ -116,7 +124,9 @@ class PettingZooEnv(ParallelEnv):
 def _check_discrete(agent: str, action: Any, space: spaces.Discrete) -> int:
     a = np.asarray(action)
     if a.shape != () or not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"action for agent {agent!r} must be one integer for {space}, got {action!r}")
+        raise ValueError(
+            f"action for agent {agent!r} must be one integer for {space}, got {action!r}"
+        )
     if not space.start <= int(a) < space.start + space.n:
         raise ValueError(f"action {int(a)} for agent {agent!r} is outside {space}")
     return int(a) - int(space.start)
