@@ -6,6 +6,9 @@
 One env-step is all agents acting once in one environment. JAX rollouts are ``jit`` +
 ``lax.scan`` over random actions with auto-reset, compile time excluded, best of
 ``--repeats``. JaxMARL and mpe2 come with the ``bench`` extra; a missing one is skipped.
+``train`` imports ``make_train`` from a JaxMARL checkout's ``baselines/IPPO/ippo_ff_mpe.py``
+(JaxMARL's pip package does not ship its baselines) and times a whole jitted training run
+of each with JaxMARL's IPPO-FF MPE hyperparameters, compile excluded.
 """
 
 from __future__ import annotations
@@ -140,6 +143,76 @@ def bench_envs(args: argparse.Namespace) -> dict:
     return {"task": "mpe/spread (N=3, discrete, random actions)", "rows": rows, "mpe2_one_env": pz}
 
 
+# JaxMARL's baselines/IPPO/config/ippo_ff_mpe.yaml
+JAXMARL_IPPO_MPE = {
+    "LR": 2.5e-4, "NUM_ENVS": 16, "NUM_STEPS": 128, "UPDATE_EPOCHS": 4, "NUM_MINIBATCHES": 4,
+    "GAMMA": 0.99, "GAE_LAMBDA": 0.95, "CLIP_EPS": 0.2, "ENT_COEF": 0.01, "VF_COEF": 0.5,
+    "MAX_GRAD_NORM": 0.5, "ACTIVATION": "tanh", "ENV_NAME": "MPE_simple_spread_v3",
+    "ENV_KWARGS": {}, "ANNEAL_LR": True,
+}
+
+
+def jaxmarl_ippo(checkout: str, total_timesteps: int, seeds: int):
+    """JaxMARL's own ``make_train`` (IPPO-FF MPE) as ``(train_fn, keys)``."""
+    import sys
+
+    import wandb
+
+    sys.path.insert(0, checkout)
+    from baselines.IPPO.ippo_ff_mpe import make_train
+
+    wandb.init(mode="disabled")  # its update step logs through wandb.log
+    config = {**JAXMARL_IPPO_MPE, "TOTAL_TIMESTEPS": total_timesteps}
+    return jax.jit(jax.vmap(make_train(config))), jax.random.split(jax.random.PRNGKey(0), seeds)
+
+
+def ours_ippo(total_timesteps: int, seeds: int, policy: str = "ippo"):
+    """Our PPO with the same hyperparameters, all updates in one jitted scan."""
+    from marl.config import Config, PolicyConfig
+    from marl.policies import make_policy
+    from marl.train import PPO
+
+    cfg = Config()
+    cfg.algo.total_timesteps = total_timesteps
+    cfg.policy = PolicyConfig(name=policy, agent_id=policy == "mappo")
+    env = envs.make("mpe/spread")
+    ppo = PPO(cfg, env, make_policy(cfg.policy, env))
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+
+    def run(keys):
+        state = jax.vmap(ppo.init)(keys)
+        update = jax.vmap(ppo.update)
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=ppo.num_updates)[1]
+
+    return jax.jit(run), keys
+
+
+def bench_train(args: argparse.Namespace) -> dict:
+    steps = args.total_timesteps * args.seeds
+    rows = []
+    for name, make in [
+        ("ours IPPO", lambda: ours_ippo(args.total_timesteps, args.seeds)),
+        ("ours MAPPO", lambda: ours_ippo(args.total_timesteps, args.seeds, "mappo")),
+        ("JaxMARL IPPO", lambda: jaxmarl_ippo(args.jaxmarl, args.total_timesteps, args.seeds)),
+    ]:
+        if name.startswith("JaxMARL") and not args.jaxmarl:
+            print("  (skipped JaxMARL: give --jaxmarl PATH of a JaxMARL checkout)")
+            continue
+        fn, keys = make()
+        compiled = fn.lower(keys).compile()
+        rate = steps / time_best(lambda c=compiled, k=keys: c(k), args.repeats)
+        rows.append({"system": name, "env_steps_per_s": rate})
+    base = next((r["env_steps_per_s"] for r in rows if r["system"].startswith("JaxMARL")), None)
+    for r in rows:
+        ratio = f"{r['env_steps_per_s'] / base:5.2f}x JaxMARL" if base else ""
+        print(f"  {r['system']:<14} {r['env_steps_per_s']:>12,.0f} env-steps/s  {ratio}")
+    return {
+        "task": f"PPO-FF on mpe/spread, JaxMARL's IPPO MPE hyperparameters, {args.total_timesteps:,} "
+        f"env-steps x {args.seeds} seed(s), compile excluded",
+        "rows": rows,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -152,6 +225,12 @@ def main() -> None:
     p.add_argument("--no-jaxmarl", action="store_true")
     p.add_argument("--no-mpe2", action="store_true")
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("train", help="IPPO/MAPPO training env-steps/s vs JaxMARL's IPPO-FF")
+    p.add_argument("--jaxmarl", help="path of a JaxMARL checkout (for baselines/IPPO)")
+    p.add_argument("--total-timesteps", type=int, default=1_000_000)
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
     device = jax.devices()[0]
@@ -163,7 +242,8 @@ def main() -> None:
         "env-steps/s (one step = all agents act once in one env); compile excluded, best of "
         f"{args.repeats}"
     )
-    results = {"machine": machine, "jax": jax.__version__, **bench_envs(args)}
+    bench = {"envs": bench_envs, "train": bench_train}[args.what]
+    results = {"machine": machine, "jax": jax.__version__, **bench(args)}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

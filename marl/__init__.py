@@ -1,0 +1,1 @@
+"""Learning: policies, communication methods, PPO training, evaluation, logging."""

@@ -1,0 +1,105 @@
+"""Command-line entry points: ``commarl-train`` (Hydra), ``commarl-evaluate``, ``commarl-plot``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from marl.config import CONFIG_DIR, register_configs, to_config
+
+
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
+def _train(cfg: DictConfig) -> None:
+    from marl.plot import plot_runs
+    from marl.train import train
+
+    run_dir = train(to_config(cfg))
+    curve = plot_runs([run_dir], run_dir / "curve.png")
+    gifs = sorted((run_dir / "eval").glob("*.gif"))
+    print(f"run directory: {run_dir}\n  learning curve: {curve}")
+    print(f"  checkpoints: {run_dir / 'checkpoints'}\n  summary: {run_dir / 'summary.json'}")
+    if gifs:
+        print(f"  evaluation GIF: {gifs[-1]}")
+    wandb_dir = run_dir / "wandb"
+    if wandb_dir.exists():
+        print(f"  W&B run: {wandb_dir} (offline runs upload with `wandb sync {wandb_dir}/offline-run-*`)")
+
+
+def train_main() -> None:
+    register_configs()
+    _train()
+
+
+@dataclass
+class EvaluateArgs:
+    run: str = "???"  # a run directory
+    checkpoint: int | None = None  # chunk number; default the latest
+    episodes: int = 100  # per seed and mode
+    gif_episodes: int = 3
+
+
+def evaluate_main(argv: list[str] | None = None) -> None:
+    """``commarl-evaluate run=<dir> [episodes=100] [gif_episodes=3] [checkpoint=N]``."""
+    import jax
+
+    from marl.checkpoint import Checkpointer
+    from marl.config import load_run_config
+    from marl.evaluate import Evaluator, format_table
+    from marl.policies import make_policy
+    from marl.rollout import make_env
+    from marl.train import PPO, shard
+
+    args = _parse(EvaluateArgs, argv)
+    run_dir = Path(args.run)
+    cfg = load_run_config(run_dir)
+    cfg.eval.episodes, cfg.eval.gif_episodes = args.episodes, args.gif_episodes
+    env = make_env(cfg)
+    policy = make_policy(cfg.policy, env)
+    ppo = PPO(cfg, env, policy)
+    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
+    if ppo.host:
+        from marl.rollout import HostRollout
+
+        template = jax.vmap(ppo.init)(keys, HostRollout(policy, env).first_observation(cfg.seed))
+    else:
+        template = shard(jax.jit(jax.vmap(ppo.init))(keys), cfg.env.num_envs)
+    state, chunk = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints).restore(template, args.checkpoint)
+    results = Evaluator(cfg, env, policy, run_dir / "eval")(state, gif=True, tag=f"evaluate_{chunk}")
+    results["checkpoint"] = chunk
+    out = run_dir / "eval" / f"evaluate_{chunk}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"{cfg.env.name}, {cfg.policy.name}, checkpoint {chunk}: {cfg.num_seeds} seed(s) x {args.episodes} episodes per mode")
+    print(format_table(results))
+    print(f"wrote {out}" + (f" and {results['gif']}" if "gif" in results else ""))
+
+
+@dataclass
+class PlotArgs:
+    runs: list[str] = field(default_factory=list)  # run directories
+    labels: list[str] | None = None
+    metric: str = "return"
+    out: str = "curves.png"
+
+
+def plot_main(argv: list[str] | None = None) -> None:
+    """``commarl-plot runs=[dir1,dir2] [labels=[a,b]] [metric=return] [out=curves.png]``."""
+    from marl.plot import plot_runs
+
+    args = _parse(PlotArgs, argv)
+    if not args.runs:
+        raise SystemExit("give runs=[dir1,dir2,...]")
+    print(f"wrote {plot_runs(args.runs, args.out, args.metric, args.labels)}")
+
+
+def _parse(schema, argv: list[str] | None):
+    try:
+        cli = OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cli))
+    except OmegaConfBaseException as err:
+        raise SystemExit(f"bad arguments: {err}") from None

@@ -1,0 +1,51 @@
+"""Learning curves from run directories: mean ± 95% CI over seeds, several runs per figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def load_curve(run_dir: str | Path, metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
+    """(env_steps [U], values [U, seeds]) from ``metrics.jsonl``; NaN where no episode ended."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"no metrics.jsonl in {run_dir}")
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not records or f"{metric}/seeds" not in records[0]:
+        raise ValueError(f"metric {metric!r} not in {path}; has {sorted(k for k in records[0] if '/' not in k)}")
+    steps = np.array([r["env_steps"] for r in records])
+    values = np.array([[np.nan if v is None else v for v in r[f"{metric}/seeds"]] for r in records], float)
+    return steps, values
+
+
+def plot_runs(
+    run_dirs: list[str | Path], out: str | Path, metric: str = "return", labels: list[str] | None = None
+) -> Path:
+    labels = labels or [Path(r).name for r in run_dirs]
+    if len(labels) != len(run_dirs):
+        raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs")
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for run, label in zip(run_dirs, labels, strict=True):
+        steps, values = load_curve(run, metric)
+        mean = np.nanmean(values, 1)
+        n = np.sum(~np.isnan(values), 1)
+        ci = 1.96 * np.nanstd(values, 1, ddof=1) / np.sqrt(n) if values.shape[1] > 1 else 0 * mean
+        ax.plot(steps, mean, label=f"{label} ({values.shape[1]} seeds)")
+        ax.fill_between(steps, mean - ci, mean + ci, alpha=0.25)
+    ax.set_xlabel("env steps (per seed)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

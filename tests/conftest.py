@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny training configs composed through Hydra, as a user's would be."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from marl.config import CONFIG_DIR, Config, register_configs, to_config
+
+TINY = [
+    "env.num_envs=4",
+    "algo.num_steps=8",
+    "algo.total_timesteps=128",  # 4 updates
+    "algo.update_epochs=2",
+    "algo.num_minibatches=2",
+    "logger.num_chunks=2",
+    "logger.progress=false",
+    "logger.wandb.mode=disabled",
+    "eval.episodes=4",
+    "eval.gif_episodes=1",
+]
+
+
+def compose_config(overrides: list[str]) -> Config:
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        return to_config(compose("config", overrides=overrides))
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """``tiny(name, *overrides) -> Config`` of a 4-update run in ``tmp_path/name``."""
+
+    def make(name: str = "run", *overrides: str) -> Config:
+        return compose_config([*TINY, f"run_dir={tmp_path / name}", *overrides])
+
+    return make

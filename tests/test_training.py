@@ -1,0 +1,151 @@
+"""The trainer end to end on tiny runs: determinism, resume, devices, config errors, logging,
+checkpoints and NaN stops, evaluation, and a host (PettingZoo) environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from marl.checkpoint import Checkpointer
+from marl.cli import evaluate_main
+from marl.train import TrainingDiverged, train
+from tests.conftest import TINY, compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def params(run_dir: Path):
+    ckpt = Checkpointer(run_dir / "checkpoints", 3)
+    return ckpt.manager.restore(ckpt.latest())["params"]
+
+
+def test_same_seed_same_metrics(tiny):
+    a = metrics(train(tiny("a", "num_seeds=2")))
+    b = metrics(train(tiny("b", "num_seeds=2")))
+    assert len(a) == 4 and a == b
+    assert a[0]["return/seeds"][0] != a[0]["return/seeds"][1]  # seeds differ from each other
+
+
+def test_resume_continues_exactly(tiny):
+    straight = train(tiny("straight"))
+    stopped = train(tiny("stopped"), stop_after_chunks=1)
+    assert Checkpointer(stopped / "checkpoints", 3).latest() == 1
+    resumed = train(tiny("ignored", f"resume={stopped}"))
+    assert resumed == stopped
+    jax.tree.map(np.testing.assert_array_equal, params(straight), params(resumed))
+    assert metrics(straight) == metrics(resumed)
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny):
+    run = train(tiny("nan"), stop_after_chunks=1)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("lr: 0.00025", "lr: .nan"))
+    with pytest.raises(TrainingDiverged, match=r"non-finite .*parameters.*last good checkpoint is .*checkpoints/1"):
+        train(tiny("ignored", f"resume={run}"))
+    assert Checkpointer(run / "checkpoints", 3).latest() == 1
+
+
+def _train_in_subprocess(tmp_path: Path, name: str, devices: int) -> Path:
+    run_dir = tmp_path / name
+    code = (
+        "import sys; sys.path.insert(0, {root!r}); from tests.conftest import compose_config, TINY; "
+        "from marl.train import train; import jax; assert jax.device_count() == {d}; "
+        "train(compose_config(TINY + ['run_dir={run}', 'num_seeds=2']))"
+    ).format(root=str(ROOT), d=devices, run=str(run_dir))
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=600)
+    return run_dir
+
+
+def test_two_devices_match_one(tmp_path):
+    one = _train_in_subprocess(tmp_path, "one", 1)
+    two = _train_in_subprocess(tmp_path, "two", 2)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params(one), params(two))
+    for a, b in zip(metrics(one), metrics(two), strict=True):
+        np.testing.assert_allclose(a["loss/total/seeds"], b["loss/total/seeds"], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("algo.lrr=0.1", r"Key 'lrr' not in 'AlgoConfig'"),
+        ("+algo.lrr=0.1", r"Key 'lrr' not in 'AlgoConfig'"),
+        ("algo.lr=fast", r"Value 'fast' of type 'str' could not be converted to Float\s+full_key: algo.lr"),
+        ("policy.activation=relux", r"Invalid value 'relux', expected one of \[tanh, relu, gelu\]"),
+        ("env.num_envs=3.5", r"could not be converted to Integer\s+full_key: env.num_envs"),
+    ],
+)
+def test_bad_config_keys_and_types(override, message):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_config([*TINY, override])
+    assert re.search(message, f"{err.value}\n{err.value.__cause__}")
+
+
+def test_cli_prints_the_config_error():
+    result = subprocess.run(
+        [sys.executable, "scripts/train.py", "algo.lrr=0.1"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "Key 'lrr' not in 'AlgoConfig'" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("env.name=mpe/sprid", r"unknown environment 'mpe/sprid'; registered: .*mpe/spread"),
+        ("+env.options.num_agentz=4", r"unknown option\(s\) \['num_agentz'\].*num_agents=3"),
+        ("policy.name=mapo", r"unknown policy 'mapo'; policies are \['ippo', 'mappo'\]"),
+        ("algo.num_minibatches=3", r"not divisible by algo.num_minibatches=3"),
+        ("+algo.group_lr.edges=0.1", r"unknown parameter group\(s\) \['edges'\]"),
+    ],
+)
+def test_bad_names_are_reported_with_what_exists(tiny, override, message):
+    with pytest.raises(ValueError, match=message):
+        train(tiny("bad", override))
+
+
+def test_offline_wandb_run_and_metrics(tiny):
+    run = train(tiny("wandb", "logger.wandb.mode=offline"))
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("run-*.wandb"))
+    records = metrics(run)
+    assert [r["update"] for r in records] == [1, 2, 3, 4]
+    assert {"return", "loss/actor", "loss/value", "entropy", "occupied_landmarks"} <= set(records[-1])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] == 128 and summary["eval"]["deterministic"]["return"]
+
+
+def test_evaluate_script_writes_table_and_gif(tiny, capsys):
+    run = train(tiny("eval", "num_seeds=2"))
+    evaluate_main([f"run={run}", "episodes=6", "gif_episodes=1"])
+    out = capsys.readouterr().out
+    assert "deterministic" in out and "stochastic" in out and "±" in out
+    result = json.loads((run / "eval" / "evaluate_2.json").read_text())
+    assert result["seeds"] == 2 and len(result["deterministic"]["per_seed_return"]) == 2
+    gif = Path(result["gif"])
+    assert gif.exists() and gif.stat().st_size > 1000
+
+
+def test_recurrent_continuous_mappo_runs(tiny):
+    run = train(tiny("gru", "policy.recurrent=true", "+env.options.continuous_actions=true", "algo.normalize_obs=true", "algo.normalize_values=true"))
+    assert np.isfinite(metrics(run)[-1]["loss/total"])
+
+
+def test_mappo_on_pettingzoo_multiwalker_completes(tiny):
+    run = train(tiny("walker", "env=multiwalker", "env.num_envs=2", "algo.num_steps=32", "algo.total_timesteps=256", "eval.episodes=1"))
+    records = metrics(run)
+    assert len(records) == 4 and all(np.isfinite(r["loss/total"]) for r in records)
+    assert json.loads((run / "summary.json").read_text())["eval"]["deterministic"]["length"][0] > 0
