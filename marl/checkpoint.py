@@ -15,7 +15,10 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, enable_async_checkpointing=False
+            ),
+            item_handlers=ocp.StandardCheckpointHandler(),
         )
 
     def save(self, chunk: int, state: Any) -> None:
@@ -23,11 +26,24 @@ class Checkpointer:
         self.manager.save(chunk, args=ocp.args.StandardSave(state))
         self.manager.wait_until_finished()
 
+    def close(self) -> None:
+        self.manager.close()
+
     def latest(self) -> int | None:
         return self.manager.latest_step()
 
     def path(self, chunk: int) -> Path:
         return self.directory / str(chunk)
+
+    def load(self, chunk: int | None = None) -> Any:
+        """The saved tree on one device, whatever devices saved it (for inspection)."""
+        chunk = self.latest() if chunk is None else chunk
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        target = jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+            self.manager.item_metadata(chunk),
+        )
+        return self.manager.restore(chunk, args=ocp.args.StandardRestore(target))
 
     def restore(self, template: Any, chunk: int | None = None) -> tuple[Any, int]:
         """The state saved after ``chunk`` (default: the latest), laid out like ``template``."""

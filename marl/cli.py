@@ -28,7 +28,9 @@ def _train(cfg: DictConfig) -> None:
         print(f"  evaluation GIF: {gifs[-1]}")
     wandb_dir = run_dir / "wandb"
     if wandb_dir.exists():
-        print(f"  W&B run: {wandb_dir} (offline runs upload with `wandb sync {wandb_dir}/offline-run-*`)")
+        print(
+            f"  W&B run: {wandb_dir} (offline runs upload with `wandb sync {wandb_dir}/offline-run-*`)"
+        )
 
 
 def train_main() -> None:
@@ -69,12 +71,18 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         template = jax.vmap(ppo.init)(keys, HostRollout(policy, env).first_observation(cfg.seed))
     else:
         template = shard(jax.jit(jax.vmap(ppo.init))(keys), cfg.env.num_envs)
-    state, chunk = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints).restore(template, args.checkpoint)
-    results = Evaluator(cfg, env, policy, run_dir / "eval")(state, gif=True, tag=f"evaluate_{chunk}")
+    state, chunk = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints).restore(
+        template, args.checkpoint
+    )
+    results = Evaluator(cfg, env, policy, run_dir / "eval")(
+        state, gif=True, tag=f"evaluate_{chunk}"
+    )
     results["checkpoint"] = chunk
     out = run_dir / "eval" / f"evaluate_{chunk}.json"
     out.write_text(json.dumps(results, indent=2))
-    print(f"{cfg.env.name}, {cfg.policy.name}, checkpoint {chunk}: {cfg.num_seeds} seed(s) x {args.episodes} episodes per mode")
+    print(
+        f"{cfg.env.name}, {cfg.policy.name}, checkpoint {chunk}: {cfg.num_seeds} seed(s) x {args.episodes} episodes per mode"
+    )
     print(format_table(results))
     print(f"wrote {out}" + (f" and {results['gif']}" if "gif" in results else ""))
 

@@ -8,7 +8,7 @@ against their registries, which list what exists.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
-class Activation(str, Enum):
+class Activation(StrEnum):
     tanh = "tanh"
     relu = "relu"
     gelu = "gelu"
 
 
-class WandbMode(str, Enum):
+class WandbMode(StrEnum):
     auto = "auto"  # online when logged in, offline otherwise
     online = "online"
     offline = "offline"
@@ -120,9 +120,14 @@ def register_configs() -> None:
 
 
 def to_config(cfg: DictConfig | dict) -> Config:
-    """Validate a plain or Hydra config against the schema and return the typed object."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
-    return OmegaConf.to_object(merged)
+    """Validate a plain or Hydra config against the schema and return the typed object.
+
+    The config is merged as plain data, so keys that Hydra let in (``+algo.lrr=1``) are
+    rejected here too, with the key's full name.
+    """
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    data.pop("hydra", None)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), data))
 
 
 def to_yaml(cfg: Config) -> str:

@@ -88,7 +88,9 @@ class Evaluator:
             env_state, ts, policy_carry, stats, finished = carry
             k_act, k_env = jax.random.split(key)
             obs = norm(Observation.from_timestep(ts, ts.terminated | ts.truncated))
-            policy_carry, action, *_ = self.policy.act(params, policy_carry, obs, k_act, deterministic)
+            policy_carry, action, *_ = self.policy.act(
+                params, policy_carry, obs, k_act, deterministic
+            )
             env_state, ts = venv.step(k_env, env_state, action)
             stats, finished = _first_end(stats, finished, ts)
             return (env_state, ts, policy_carry, stats, finished), None
@@ -125,8 +127,12 @@ class Evaluator:
             carry = self.policy.initial_carry((1,))
             frames.append(env.render(state))
             for t in range(int(env.max_steps)):
-                obs = jax.tree.map(lambda x: x[None], Observation.from_timestep(ts, jnp.array(t == 0)))
-                carry, action, *_ = self._act(params, carry, norm(obs), jax.random.PRNGKey(t), deterministic=True)
+                obs = jax.tree.map(
+                    lambda x: x[None], Observation.from_timestep(ts, jnp.array(t == 0))
+                )
+                carry, action, *_ = self._act(
+                    params, carry, norm(obs), jax.random.PRNGKey(t), deterministic=True
+                )
                 state, ts = step(jax.random.PRNGKey(t), state, action[0])
                 frames.append(env.render(state))
                 if bool(ts.terminated | ts.truncated):

@@ -35,13 +35,21 @@ def wandb_mode(mode: WandbMode) -> str:
 
 
 class Logger:
-    def __init__(self, cfg: Config, run_dir: Path, total_updates: int, steps_per_update: int, start_update: int = 0):
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        total_updates: int,
+        steps_per_update: int,
+        start_update: int = 0,
+    ):
         self.run_dir = run_dir
         self.steps_per_update = steps_per_update
         self.update = start_update
         self.total_updates = total_updates
         self.metrics_file = (run_dir / "metrics.jsonl").open("a")
         self.last: dict[str, Any] = {}
+        self.last_eval: dict[str, Any] | None = None
         self.console_out = Console()
         self.wandb = None
         mode = wandb_mode(cfg.logger.wandb.mode)
@@ -53,18 +61,31 @@ class Logger:
             run_id = id_file.read_text() if id_file.exists() else uuid.uuid4().hex[:8]
             id_file.write_text(run_id)
             self.wandb = wandb.init(
-                project=w.project, entity=w.entity, group=w.group, tags=list(w.tags), name=run_dir.name,
-                id=run_id, resume="allow", dir=str(run_dir), mode=mode,
+                project=w.project,
+                entity=w.entity,
+                group=w.group,
+                tags=list(w.tags),
+                name=run_dir.name,
+                id=run_id,
+                resume="allow",
+                dir=str(run_dir),
+                mode=mode,
                 config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True),
             )
         self.progress = None
         if cfg.logger.progress:
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console_out,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console_out,
             )
             self.progress.start()
-            self.task = self.progress.add_task("train", total=total_updates, completed=start_update, info="compiling")
+            self.task = self.progress.add_task(
+                "train", total=total_updates, completed=start_update, info="compiling"
+            )
         self.console(f"run directory: {run_dir}")
 
     def console(self, message: str) -> None:
@@ -75,7 +96,10 @@ class Logger:
         n = len(next(iter(metrics.values())))
         for i in range(n):
             self.update += 1
-            record: dict[str, Any] = {"update": self.update, "env_steps": self.update * self.steps_per_update}
+            record: dict[str, Any] = {
+                "update": self.update,
+                "env_steps": self.update * self.steps_per_update,
+            }
             for k, v in metrics.items():
                 seeds = np.asarray(v[i], np.float64)
                 record[k] = _mean(seeds)
@@ -83,12 +107,18 @@ class Logger:
             self.metrics_file.write(json.dumps(record) + "\n")
             if self.wandb is not None:
                 flat = {k: v for k, v in record.items() if not k.endswith("/seeds")}
-                flat.update({f"{k}/seed{j}": x for k, v in record.items() if k in ("return",) for j, x in enumerate(record[f"{k}/seeds"])})
+                flat.update({f"return/seed{j}": x for j, x in enumerate(record["return/seeds"])})
                 self.wandb.log(flat, step=record["env_steps"])
             self.last = record
         self.metrics_file.flush()
-        rate = n * self.steps_per_update * len(np.atleast_1d(metrics["return"][0])) / max(seconds, 1e-9)
-        info = f"env-steps/s {rate:,.0f}  return {self.last.get('return', float('nan')):.2f}"
+        rate = (
+            n
+            * self.steps_per_update
+            * len(np.atleast_1d(metrics["return"][0]))
+            / max(seconds, 1e-9)
+        )
+        ret = self.last.get("return")
+        info = f"env-steps/s {rate:,.0f}  return " + ("n/a" if ret is None else f"{ret:.2f}")
         if self.progress is not None:
             self.progress.update(self.task, completed=self.update, info=info)
         else:
@@ -100,22 +130,33 @@ class Logger:
         with (out / "history.jsonl").open("a") as f:
             f.write(json.dumps({"update": self.update, **results}) + "\n")
         det, sto = results["deterministic"]["return"], results["stochastic"]["return"]
-        self.console(f"eval @ update {self.update}: return {det[0]:.2f} ± {det[1]:.2f} (deterministic), {sto[0]:.2f} ± {sto[1]:.2f} (stochastic)")
+        self.console(
+            f"eval @ update {self.update}: return {det[0]:.2f} ± {det[1]:.2f} (deterministic), {sto[0]:.2f} ± {sto[1]:.2f} (stochastic)"
+        )
         if self.wandb is not None:
             import wandb
 
-            logs = {f"eval/{m}/{k}": v[0] for m in ("deterministic", "stochastic") for k, v in results[m].items() if k != "per_seed_return"}
+            logs = {
+                f"eval/{m}/{k}": v[0]
+                for m in ("deterministic", "stochastic")
+                for k, v in results[m].items()
+                if k != "per_seed_return"
+            }
             if "gif" in results:
                 logs["eval/video"] = wandb.Video(results["gif"], format="gif")
             self.wandb.log(logs, step=self.update * self.steps_per_update)
         self.last_eval = results
 
-    def finish(self, run_dir: Path) -> None:
-        summary = {"updates": self.update, "env_steps": self.update * self.steps_per_update, "final": self.last, "eval": getattr(self, "last_eval", None)}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        self.close()
-
-    def close(self) -> None:
+    def close(self, write_summary: bool = False) -> None:
+        """Stop the progress bar, close files and the W&B run; ``summary.json`` if finished."""
+        if write_summary:
+            summary = {
+                "updates": self.update,
+                "env_steps": self.update * self.steps_per_update,
+                "final": self.last,
+                "eval": self.last_eval,
+            }
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         if self.progress is not None:
             self.progress.stop()
         self.metrics_file.close()

@@ -19,14 +19,21 @@ def load_curve(run_dir: str | Path, metric: str = "return") -> tuple[np.ndarray,
         raise FileNotFoundError(f"no metrics.jsonl in {run_dir}")
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not records or f"{metric}/seeds" not in records[0]:
-        raise ValueError(f"metric {metric!r} not in {path}; has {sorted(k for k in records[0] if '/' not in k)}")
+        raise ValueError(
+            f"metric {metric!r} not in {path}; has {sorted(k for k in records[0] if '/' not in k)}"
+        )
     steps = np.array([r["env_steps"] for r in records])
-    values = np.array([[np.nan if v is None else v for v in r[f"{metric}/seeds"]] for r in records], float)
+    values = np.array(
+        [[np.nan if v is None else v for v in r[f"{metric}/seeds"]] for r in records], float
+    )
     return steps, values
 
 
 def plot_runs(
-    run_dirs: list[str | Path], out: str | Path, metric: str = "return", labels: list[str] | None = None
+    run_dirs: list[str | Path],
+    out: str | Path,
+    metric: str = "return",
+    labels: list[str] | None = None,
 ) -> Path:
     labels = labels or [Path(r).name for r in run_dirs]
     if len(labels) != len(run_dirs):

@@ -66,7 +66,9 @@ def gae(
         adv = delta_t + gamma * lam * (1.0 - done_t) * carry
         return adv, adv
 
-    _, adv = jax.lax.scan(step, jnp.zeros_like(delta[0]), (delta, done.astype(delta.dtype)), reverse=True)
+    _, adv = jax.lax.scan(
+        step, jnp.zeros_like(delta[0]), (delta, done.astype(delta.dtype)), reverse=True
+    )
     return adv, adv + value
 
 

@@ -4,7 +4,6 @@ over JAX environments (``lax.scan``) and the host rollout over PettingZoo enviro
 from __future__ import annotations
 
 import importlib
-
 from typing import Any
 
 import jax
@@ -32,7 +31,9 @@ def make_env(cfg: Config, num_envs: int | None = None):
     try:
         parallel_env = importlib.import_module(module).parallel_env
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"env.name={name!r}: cannot import {module}.parallel_env ({err})") from None
+        raise ValueError(
+            f"env.name={name!r}: cannot import {module}.parallel_env ({err})"
+        ) from None
     return from_pettingzoo(lambda: parallel_env(**cfg.env.options), num_envs or cfg.env.num_envs)
 
 
@@ -95,7 +96,11 @@ def record(policy: ActorCritic, params, runner: Runner, obs_in, carry, action, l
     """The transition of one environment step and the runner for the next."""
     done = ts.terminated | ts.truncated
     final = Observation(
-        ts.info["final_obs"], ts.info["final_state"], ts.action_mask, ts.active, jnp.zeros_like(done)
+        ts.info["final_obs"],
+        ts.info["final_state"],
+        ts.action_mask,
+        ts.active,
+        jnp.zeros_like(done),
     )
     next_value = policy.value(params, carry, runner.norm(final))
     # An agent that dropped out of a running episode has terminated on its own.
@@ -143,7 +148,9 @@ class HostRollout:
         for k in jax.random.split(key, num_steps):
             runner, obs_in, carry, action, log_prob, value = self._act(params, runner, k[None])
             ts = _seed_axis(self.env.step(np.asarray(action[0])))
-            runner, transition = self._record(params, runner, obs_in, carry, action, log_prob, value, ts)
+            runner, transition = self._record(
+                params, runner, obs_in, carry, action, log_prob, value, ts
+            )
             transitions.append(transition)
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs, 1), *transitions)  # [S, T, ...]
         return runner, stacked

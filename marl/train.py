@@ -24,9 +24,8 @@ from envs.wrappers import vectorize
 from marl import checkpoint, evaluate
 from marl.config import Config, load_run_config, to_yaml
 from marl.logging import Logger
-from marl.policies import ActorCritic, make_policy
+from marl.policies import ActorCritic, Observation, make_policy
 from marl.ppo import RunningStats, gae, ppo_loss
-from marl.policies import Observation
 from marl.rollout import HostRollout, Normalizer, Runner, is_host, jax_rollout, make_env
 
 Array = jax.Array
@@ -65,7 +64,9 @@ class PPO:
         units = self.num_envs if policy.recurrent else self.steps_per_update
         if units % a.num_minibatches:
             what = "env.num_envs" if policy.recurrent else "algo.num_steps x env.num_envs"
-            raise ValueError(f"{what} = {units} is not divisible by algo.num_minibatches={a.num_minibatches}")
+            raise ValueError(
+                f"{what} = {units} is not divisible by algo.num_minibatches={a.num_minibatches}"
+            )
         self.optimizer = self._optimizer()
 
     def _optimizer(self) -> optax.GradientTransformation:
@@ -98,7 +99,9 @@ class PPO:
         labels = set(jax.tree.leaves(self.policy.param_labels(params)))
         unknown = set(self.algo.group_lr) - labels
         if unknown:
-            raise ValueError(f"algo.group_lr names unknown parameter group(s) {sorted(unknown)}; groups are {sorted(labels)}")
+            raise ValueError(
+                f"algo.group_lr names unknown parameter group(s) {sorted(unknown)}; groups are {sorted(labels)}"
+            )
         normalizer = Normalizer(
             RunningStats.create((obs.obs.shape[-1],)),
             RunningStats.create((obs.state.shape[-1],)),
@@ -132,7 +135,15 @@ class PPO:
         real = vn.denormalize if a.normalize_values else (lambda v: v)
         terminal = traj.terminal.astype(jnp.float32)
         cut = jnp.maximum(terminal, traj.done[..., None].astype(jnp.float32))
-        adv, target = gae(traj.reward, real(traj.value), real(traj.next_value), terminal, cut, a.gamma, a.gae_lambda)
+        adv, target = gae(
+            traj.reward,
+            real(traj.value),
+            real(traj.next_value),
+            terminal,
+            cut,
+            a.gamma,
+            a.gae_lambda,
+        )
         mask = traj.obs.active.astype(jnp.float32)
         if a.normalize_values:
             vn = vn.update(target, mask)
@@ -164,7 +175,9 @@ class PPO:
                 x = x.reshape(x.shape[0], m, -1, *x.shape[2:])
                 return jnp.swapaxes(x, 0, 1)
 
-            carry = jax.tree.map(lambda c: jnp.take(c, perm, 0).reshape(m, -1, *c.shape[1:]), carry0)
+            carry = jax.tree.map(
+                lambda c: jnp.take(c, perm, 0).reshape(m, -1, *c.shape[1:]), carry0
+            )
             return carry, jax.tree.map(split, batch)
         perm = jax.random.permutation(key, self.steps_per_update)
 
@@ -182,7 +195,14 @@ class PPO:
         def loss_fn(params):
             log_prob, entropy, value, aux = self.policy.evaluate(params, carry0, obs, action)
             loss, metrics = ppo_loss(
-                self.algo, log_prob, old_log_prob, adv, entropy, value, old_value, target,
+                self.algo,
+                log_prob,
+                old_log_prob,
+                adv,
+                entropy,
+                value,
+                old_value,
+                target,
                 obs.active.astype(jnp.float32),
             )
             extra = sum((v for k, v in aux.items() if k.startswith("loss/")), jnp.array(0.0))
@@ -191,14 +211,21 @@ class PPO:
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state), {**metrics, "loss/total": loss, "grad_norm": optax.global_norm(grads)}
+        return (params, opt_state), {
+            **metrics,
+            "loss/total": loss,
+            "grad_norm": optax.tree_utils.tree_norm(grads),
+        }
 
 
 def _episode_metrics(traj) -> dict[str, Array]:
     """Means over the episodes that ended in this rollout (NaN if none did)."""
     done = traj.done.astype(jnp.float32)
     count = done.sum()
-    out = {k: jnp.where(count > 0, jnp.sum(v * done) / jnp.maximum(count, 1), jnp.nan) for k, v in traj.info.items()}
+    out = {
+        k: jnp.where(count > 0, jnp.sum(v * done) / jnp.maximum(count, 1), jnp.nan)
+        for k, v in traj.info.items()
+    }
     out["return"] = out.pop("episode_return")
     return {**out, "episodes": count}
 
@@ -217,7 +244,9 @@ def shard(state: TrainState, num_envs: int) -> TrainState:
     replicated = NamedSharding(mesh, PartitionSpec())
     by_env = NamedSharding(mesh, PartitionSpec(None, "envs"))
     runner = jax.tree.map(
-        lambda x: jax.device_put(x, by_env if x.ndim >= 2 and x.shape[1] == num_envs else replicated),
+        lambda x: jax.device_put(
+            x, by_env if x.ndim >= 2 and x.shape[1] == num_envs else replicated
+        ),
         state.runner,
     )
     rest = jax.device_put(state.replace(runner=None), replicated)
@@ -240,11 +269,13 @@ def _check_finite(state: TrainState, metrics: dict[str, Any], chunk: int) -> Non
 
 def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
     """Train (or resume) a run; returns its directory. See ``configs/`` for the options."""
+    resuming = cfg.resume is not None
     run_dir = Path(cfg.resume or cfg.run_dir)
-    if cfg.resume:
-        cfg = load_run_config(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    if resuming:
+        cfg = load_run_config(run_dir)  # the run's own config; its config.yaml stays as it was
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
     env = make_env(cfg)
     policy = make_policy(cfg.policy, env)
@@ -252,7 +283,9 @@ def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
     if ppo.host:
         if cfg.num_seeds != 1:
-            raise ValueError("host (PettingZoo) environments train one seed per run: set num_seeds=1")
+            raise ValueError(
+                "host (PettingZoo) environments train one seed per run: set num_seeds=1"
+            )
         host = HostRollout(policy, env)
         state = jax.vmap(ppo.init)(keys, host.first_observation(cfg.seed))
     else:
@@ -261,10 +294,12 @@ def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
     plan = chunk_plan(ppo.num_updates, cfg.logger.num_chunks)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
     start = 0
-    if cfg.resume and ckpt.latest() is not None:
+    if resuming and ckpt.latest() is not None:
         state, start = ckpt.restore(state)
         if ppo.host:
-            state = state.replace(runner=state.runner.replace(obs=host.first_observation(cfg.seed + start)))
+            fresh = host.first_observation(cfg.seed + start)  # host envs cannot be checkpointed
+            carry = jax.tree.map(jnp.zeros_like, state.runner.carry)
+            state = state.replace(runner=state.runner.replace(obs=fresh, carry=carry))
 
     if ppo.host:
         learn = jax.jit(jax.vmap(ppo.learn))
@@ -282,16 +317,25 @@ def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
         update = jax.vmap(ppo.update)
         run_chunk = jax.jit(
             lambda state, n: jax.lax.scan(lambda s, _: update(s), state, None, length=n),
-            static_argnums=1, donate_argnums=0,
+            static_argnums=1,
         )
 
     evaluator = evaluate.Evaluator(cfg, env, policy, run_dir / "eval")
-    logger = Logger(cfg, run_dir, total_updates=ppo.num_updates, steps_per_update=ppo.steps_per_update, start_update=sum(plan[:start]))
+    logger = Logger(
+        cfg,
+        run_dir,
+        total_updates=ppo.num_updates,
+        steps_per_update=ppo.steps_per_update,
+        start_update=sum(plan[:start]),
+    )
+    finished = False
     try:
         for c in range(start, len(plan)):
             if stop_after_chunks is not None and c - start >= stop_after_chunks:
-                logger.console(f"stopped after {stop_after_chunks} chunk(s); resume with resume={run_dir}")
-                return run_dir
+                logger.console(
+                    f"stopped after {stop_after_chunks} chunk(s); resume with resume={run_dir}"
+                )
+                break
             t0 = time.perf_counter()
             new_state, metrics = run_chunk(state, plan[c])
             metrics = jax.device_get(metrics)
@@ -300,14 +344,22 @@ def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
             logger.log_updates(metrics, time.perf_counter() - t0)
             last = c == len(plan) - 1
             if last or (cfg.eval.every_chunks and (c + 1) % cfg.eval.every_chunks == 0):
-                logger.log_eval(evaluator(state, gif=last or cfg.eval.gif_episodes > 0, tag=f"update_{int(state.update[0])}"))
+                tag = f"update_{int(state.update[0])}"
+                logger.log_eval(evaluator(state, gif=last or cfg.eval.gif_episodes > 0, tag=tag))
             if last or (c + 1) % cfg.checkpoint_every_chunks == 0:
                 ckpt.save(c + 1, state)
+        else:
+            finished = True
     except TrainingDiverged as err:
         last_good = ckpt.latest()
-        where = f"the last good checkpoint is {ckpt.path(last_good)}" if last_good else "no checkpoint was saved yet"
+        where = (
+            f"the last good checkpoint is {ckpt.path(last_good)}"
+            if last_good
+            else "no checkpoint was saved yet"
+        )
         logger.console(f"[red]training stopped: {err}; {where}")
-        logger.close()
         raise TrainingDiverged(f"{err}; {where}") from None
-    logger.finish(run_dir)
+    finally:
+        ckpt.close()
+        logger.close(write_summary=finished)
     return run_dir

@@ -18,7 +18,13 @@ def test_gae_with_termination_and_truncation():
     done = jnp.array([0.0, 1.0, 0.0, 1.0, 0.0])
     adv, target = gae(reward, value, next_value, terminal, done, gamma, lam)
 
-    d = [1.0 + 0.9 * 0.1 - 0.3, 2.0 - 0.1, 0.5 + 0.9 * 0.2 - 0.4, -1.0 + 0.9 * 0.7 - 0.2, 3.0 + 0.9 * 0.5 - 0.6]
+    d = [
+        1.0 + 0.9 * 0.1 - 0.3,
+        2.0 - 0.1,
+        0.5 + 0.9 * 0.2 - 0.4,
+        -1.0 + 0.9 * 0.7 - 0.2,
+        3.0 + 0.9 * 0.5 - 0.6,
+    ]
     a4 = d[4]
     a3 = d[3]  # episode boundary: nothing flows back from t=4
     a2 = d[2] + gamma * lam * a3

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf.errors import OmegaConfBaseException
 
 from marl.checkpoint import Checkpointer
 from marl.cli import evaluate_main
@@ -28,15 +29,14 @@ def metrics(run_dir: Path) -> list[dict]:
 
 
 def params(run_dir: Path):
-    ckpt = Checkpointer(run_dir / "checkpoints", 3)
-    return ckpt.manager.restore(ckpt.latest())["params"]
+    return Checkpointer(run_dir / "checkpoints", 3).load()["params"]
 
 
 def test_same_seed_same_metrics(tiny):
     a = metrics(train(tiny("a", "num_seeds=2")))
     b = metrics(train(tiny("b", "num_seeds=2")))
     assert len(a) == 4 and a == b
-    assert a[0]["return/seeds"][0] != a[0]["return/seeds"][1]  # seeds differ from each other
+    assert a[0]["loss/total/seeds"][0] != a[0]["loss/total/seeds"][1]  # seeds differ
 
 
 def test_resume_continues_exactly(tiny):
@@ -53,7 +53,9 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny):
     run = train(tiny("nan"), stop_after_chunks=1)
     config = run / "config.yaml"
     config.write_text(config.read_text().replace("lr: 0.00025", "lr: .nan"))
-    with pytest.raises(TrainingDiverged, match=r"non-finite .*parameters.*last good checkpoint is .*checkpoints/1"):
+    with pytest.raises(
+        TrainingDiverged, match=r"non-finite .*parameters.*last good checkpoint is .*checkpoints/1"
+    ):
         train(tiny("ignored", f"resume={run}"))
     assert Checkpointer(run / "checkpoints", 3).latest() == 1
 
@@ -61,10 +63,10 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny):
 def _train_in_subprocess(tmp_path: Path, name: str, devices: int) -> Path:
     run_dir = tmp_path / name
     code = (
-        "import sys; sys.path.insert(0, {root!r}); from tests.conftest import compose_config, TINY; "
-        "from marl.train import train; import jax; assert jax.device_count() == {d}; "
-        "train(compose_config(TINY + ['run_dir={run}', 'num_seeds=2']))"
-    ).format(root=str(ROOT), d=devices, run=str(run_dir))
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.conftest import compose_config, TINY; "
+        f"from marl.train import train; import jax; assert jax.device_count() == {devices}; "
+        f"train(compose_config(TINY + ['run_dir={str(run_dir)}', 'num_seeds=2']))"
+    )
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=600)
     return run_dir
@@ -73,7 +75,11 @@ def _train_in_subprocess(tmp_path: Path, name: str, devices: int) -> Path:
 def test_two_devices_match_one(tmp_path):
     one = _train_in_subprocess(tmp_path, "one", 1)
     two = _train_in_subprocess(tmp_path, "two", 2)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params(one), params(two))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+        params(one),
+        params(two),
+    )
     for a, b in zip(metrics(one), metrics(two), strict=True):
         np.testing.assert_allclose(a["loss/total/seeds"], b["loss/total/seeds"], rtol=1e-4)
 
@@ -83,20 +89,27 @@ def test_two_devices_match_one(tmp_path):
     [
         ("algo.lrr=0.1", r"Key 'lrr' not in 'AlgoConfig'"),
         ("+algo.lrr=0.1", r"Key 'lrr' not in 'AlgoConfig'"),
-        ("algo.lr=fast", r"Value 'fast' of type 'str' could not be converted to Float\s+full_key: algo.lr"),
+        (
+            "algo.lr=fast",
+            r"Value 'fast' of type 'str' could not be converted to Float\s+full_key: algo.lr",
+        ),
         ("policy.activation=relux", r"Invalid value 'relux', expected one of \[tanh, relu, gelu\]"),
         ("env.num_envs=3.5", r"could not be converted to Integer\s+full_key: env.num_envs"),
     ],
 )
 def test_bad_config_keys_and_types(override, message):
-    with pytest.raises(ConfigCompositionException) as err:
+    with pytest.raises((ConfigCompositionException, OmegaConfBaseException)) as err:
         compose_config([*TINY, override])
     assert re.search(message, f"{err.value}\n{err.value.__cause__}")
 
 
 def test_cli_prints_the_config_error():
     result = subprocess.run(
-        [sys.executable, "scripts/train.py", "algo.lrr=0.1"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "scripts/train.py", "algo.lrr=0.1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "Key 'lrr' not in 'AlgoConfig'" in result.stderr + result.stdout
@@ -123,7 +136,9 @@ def test_offline_wandb_run_and_metrics(tiny):
     assert len(offline) == 1 and list(offline[0].glob("run-*.wandb"))
     records = metrics(run)
     assert [r["update"] for r in records] == [1, 2, 3, 4]
-    assert {"return", "loss/actor", "loss/value", "entropy", "occupied_landmarks"} <= set(records[-1])
+    assert {"return", "loss/actor", "loss/value", "entropy", "occupied_landmarks"} <= set(
+        records[-1]
+    )
     summary = json.loads((run / "summary.json").read_text())
     assert summary["env_steps"] == 128 and summary["eval"]["deterministic"]["return"]
 
@@ -140,12 +155,29 @@ def test_evaluate_script_writes_table_and_gif(tiny, capsys):
 
 
 def test_recurrent_continuous_mappo_runs(tiny):
-    run = train(tiny("gru", "policy.recurrent=true", "+env.options.continuous_actions=true", "algo.normalize_obs=true", "algo.normalize_values=true"))
+    run = train(
+        tiny(
+            "gru",
+            "policy.recurrent=true",
+            "+env.options.continuous_actions=true",
+            "algo.normalize_obs=true",
+            "algo.normalize_values=true",
+        )
+    )
     assert np.isfinite(metrics(run)[-1]["loss/total"])
 
 
 def test_mappo_on_pettingzoo_multiwalker_completes(tiny):
-    run = train(tiny("walker", "env=multiwalker", "env.num_envs=2", "algo.num_steps=32", "algo.total_timesteps=256", "eval.episodes=1"))
+    run = train(
+        tiny(
+            "walker",
+            "env=multiwalker",
+            "env.num_envs=2",
+            "algo.num_steps=32",
+            "algo.total_timesteps=256",
+            "eval.episodes=1",
+        )
+    )
     records = metrics(run)
     assert len(records) == 4 and all(np.isfinite(r["loss/total"]) for r in records)
     assert json.loads((run / "summary.json").read_text())["eval"]["deterministic"]["length"][0] > 0

@@ -37,11 +37,18 @@ LAST = 10  # updates averaged for a seed's final return
 def ours(experiment: str, total_timesteps: int, seeds: int) -> Path:
     register_configs()
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-        cfg = compose("config", overrides=[
-            f"experiment={experiment}", f"algo.total_timesteps={total_timesteps}", f"num_seeds={seeds}",
-            f"run_dir={HERE / experiment}", "logger.wandb.mode=disabled", "logger.progress=false",
-            "keep_checkpoints=1",
-        ])
+        cfg = compose(
+            "config",
+            overrides=[
+                f"experiment={experiment}",
+                f"algo.total_timesteps={total_timesteps}",
+                f"num_seeds={seeds}",
+                f"run_dir={HERE / experiment}",
+                "logger.wandb.mode=disabled",
+                "logger.progress=false",
+                "keep_checkpoints=1",
+            ],
+        )
     return train(to_config(cfg))
 
 
@@ -54,7 +61,17 @@ def jaxmarl(checkout: str, total_timesteps: int, seeds: int) -> Path:
     with (out / "metrics.jsonl").open("w") as f:
         for u in range(per_agent.shape[1]):
             seeds_u = per_agent[:, u].tolist()
-            f.write(json.dumps({"update": u + 1, "env_steps": (u + 1) * 2048, "return": float(np.mean(seeds_u)), "return/seeds": seeds_u}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "update": u + 1,
+                        "env_steps": (u + 1) * 2048,
+                        "return": float(np.mean(seeds_u)),
+                        "return/seeds": seeds_u,
+                    }
+                )
+                + "\n"
+            )
     return out
 
 
@@ -73,14 +90,22 @@ def main() -> None:
     for name, run in runs.items():
         steps, values = load_curve(run)
         final = np.nanmean(values[-LAST:], 0)  # [seeds]
-        rows[name] = {"env_steps": int(steps[-1]), "final_return": mean_ci(final), "per_seed": final.tolist()}
+        rows[name] = {
+            "env_steps": int(steps[-1]),
+            "final_return": mean_ci(final),
+            "per_seed": final.tolist(),
+        }
     plot_runs(list(runs.values()), HERE / "curves.png", labels=list(runs))
     (HERE / "results.json").write_text(json.dumps(rows, indent=2))
-    lines = ["| system | env steps per seed | final return per agent (mean ± 95% CI over seeds) | per seed |",
-             "| --- | ---: | ---: | --- |"]
+    lines = [
+        "| system | env steps per seed | final return per agent (mean ± 95% CI over seeds) | per seed |",
+        "| --- | ---: | ---: | --- |",
+    ]
     for name, r in rows.items():
         m, ci = r["final_return"]
-        lines.append(f"| {name} | {r['env_steps']:,} | {m:.2f} ± {ci:.2f} | {', '.join(f'{x:.2f}' for x in r['per_seed'])} |")
+        lines.append(
+            f"| {name} | {r['env_steps']:,} | {m:.2f} ± {ci:.2f} | {', '.join(f'{x:.2f}' for x in r['per_seed'])} |"
+        )
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -69,7 +69,9 @@ class ActorCriticNet(nn.Module):
     def critic_value(self, carry, obs: Observation):
         n = self.num_agents
         if self.centralised:
-            x = jnp.broadcast_to(obs.state[..., None, :], (*obs.state.shape[:-1], n, obs.state.shape[-1]))
+            x = jnp.broadcast_to(
+                obs.state[..., None, :], (*obs.state.shape[:-1], n, obs.state.shape[-1])
+            )
         else:
             x = obs.obs
         carry, v = self.critic(carry, self._with_id(x), obs.reset)
