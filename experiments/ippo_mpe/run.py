@@ -5,7 +5,8 @@
 Trains our IPPO and MAPPO through the real trainer (``experiment=ippo_mpe`` /
 ``experiment=mappo_mpe``: JaxMARL's IPPO-FF MPE hyperparameters, 3 seeds) and JaxMARL's
 ``baselines/IPPO/ippo_ff_mpe.py`` ``make_train`` (3 seeds), then writes the table
-(``results.md``, ``results.json``) and the curves (``curves.png``) here. Returns are per
+(``results.md``, ``results.json``) and the curves (``curves.png``) here. Our runs that
+already finished (a ``summary.json`` in their folder) are reused. Returns are per
 agent (JaxMARL logs the team return x N: it is divided by N). The final return of a seed is
 the mean over its last 10 updates.
 """
@@ -35,6 +36,8 @@ LAST = 10  # updates averaged for a seed's final return
 
 
 def ours(experiment: str, total_timesteps: int, seeds: int) -> Path:
+    if (HERE / experiment / "summary.json").exists():  # finished earlier: reuse it
+        return HERE / experiment
     register_configs()
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         cfg = compose(
@@ -54,8 +57,8 @@ def ours(experiment: str, total_timesteps: int, seeds: int) -> Path:
 
 def jaxmarl(checkout: str, total_timesteps: int, seeds: int) -> Path:
     fn, keys = jaxmarl_ippo(checkout, total_timesteps, seeds)
-    returns = jax.device_get(fn(keys)["metrics"]["returned_episode_returns"])  # [S, U, T, actors]
-    per_agent = returns.mean((2, 3)) / 3  # MPELogWrapper multiplies by N = 3
+    returns = jax.device_get(fn(keys)["metrics"]["returned_episode_returns"])  # [S, U] update means
+    per_agent = returns.reshape(*returns.shape[:2], -1).mean(-1) / 3  # its log wrapper multiplies by N = 3
     out = HERE / "jaxmarl_ippo"
     out.mkdir(exist_ok=True)
     with (out / "metrics.jsonl").open("w") as f:
