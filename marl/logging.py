@@ -131,7 +131,8 @@ class Logger:
             f.write(json.dumps({"update": self.update, **results}) + "\n")
         det, sto = results["deterministic"]["return"], results["stochastic"]["return"]
         self.console(
-            f"eval @ update {self.update}: return {det[0]:.2f} ± {det[1]:.2f} (deterministic), {sto[0]:.2f} ± {sto[1]:.2f} (stochastic)"
+            f"eval @ {self.update}: return {det[0]:.2f} ± {det[1]:.2f} greedy, "
+            f"{sto[0]:.2f} ± {sto[1]:.2f} sampled"
         )
         if self.wandb is not None:
             import wandb

@@ -1,7 +1,7 @@
 """Training: the jitted PPO update, and the host loop around it.
 
-``PPO`` holds pure functions for one seed: ``init(key)``, ``rollout(state)``,
-``learn(state, traj, carry0)`` and ``update = learn . rollout``. ``train(cfg)`` vmaps them
+``PPO`` holds pure functions for one seed: ``init(key)``, ``learn(state, traj, carry0)``
+(GAE + epochs x minibatches) and ``update`` (a ``lax.scan`` rollout, then ``learn``). ``train(cfg)`` vmaps them
 over seeds, shards environments over the local devices, and runs jitted chunks of updates;
 between chunks it logs, evaluates, checkpoints, and stops on NaN.
 """
@@ -49,11 +49,10 @@ class PPO:
     """Pure functions of one seed's training; ``jax.vmap`` them over seeds."""
 
     def __init__(self, cfg: Config, env, policy: ActorCritic):
-        a, self.cfg, self.algo, self.policy = cfg.algo, cfg, cfg.algo, policy
+        a, self.algo, self.policy = cfg.algo, cfg.algo, policy
         self.num_envs = cfg.env.num_envs
         self.host = is_host(env)
         self.venv = None if self.host else vectorize(env, self.num_envs)
-        self.env = env
         self.steps_per_update = a.num_steps * self.num_envs
         self.num_updates = a.total_timesteps // self.steps_per_update
         if self.num_updates < 1:

@@ -58,7 +58,9 @@ def ours(experiment: str, total_timesteps: int, seeds: int) -> Path:
 def jaxmarl(checkout: str, total_timesteps: int, seeds: int) -> Path:
     fn, keys = jaxmarl_ippo(checkout, total_timesteps, seeds)
     returns = jax.device_get(fn(keys)["metrics"]["returned_episode_returns"])  # [S, U] update means
-    per_agent = returns.reshape(*returns.shape[:2], -1).mean(-1) / 3  # its log wrapper multiplies by N = 3
+    per_agent = (
+        returns.reshape(*returns.shape[:2], -1).mean(-1) / 3
+    )  # its log wrapper multiplies by N = 3
     out = HERE / "jaxmarl_ippo"
     out.mkdir(exist_ok=True)
     with (out / "metrics.jsonl").open("w") as f:
