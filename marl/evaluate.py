@@ -20,7 +20,7 @@ from envs.core import TimeStep
 from envs.wrappers import vectorize
 from marl.config import Config
 from marl.policies import ActorCritic, Observation
-from marl.rollout import is_host, make_env
+from marl.rollout import episode_info, is_host, make_env
 
 MODES = {"deterministic": True, "stochastic": False}
 HOST_HORIZON = 1000  # step cap for host environments
@@ -36,8 +36,7 @@ def mean_ci(x: np.ndarray) -> tuple[float, float]:
 
 def _first_end(stats: dict, finished, ts: TimeStep):
     """Keep each env's statistics from the step its first episode ended."""
-    info = {k: v for k, v in ts.info.items() if not k.startswith("final_")}
-    info["return"] = info.pop("episode_return").mean(-1)  # mean over agents
+    info = episode_info(ts)
     info["length"] = info.pop("episode_length")
     now = ts.terminated | ts.truncated
     first = now & ~finished

@@ -105,13 +105,19 @@ def record(policy: ActorCritic, params, runner: Runner, obs_in, carry, action, l
     next_value = policy.value(params, carry, runner.norm(final))
     # An agent that dropped out of a running episode has terminated on its own.
     terminal = ts.terminated[:, None] | (~done[:, None] & ~ts.active)
-    info = {k: v for k, v in ts.info.items() if not k.startswith("final_")}
-    info["episode_return"] = jnp.mean(info["episode_return"], -1)  # mean over agents
     transition = Transition(
-        obs_in, action, log_prob, value, ts.reward, next_value, terminal, done, info
+        obs_in, action, log_prob, value, ts.reward, next_value, terminal, done, episode_info(ts)
     )
     next_runner = runner.replace(obs=Observation.from_timestep(ts, done), carry=carry)
     return next_runner, transition
+
+
+def episode_info(ts) -> dict:
+    """Per-env scalars of a step: task metrics, ``return`` (episode return, mean over agents)
+    and ``episode_length`` (meaningful where the episode ended)."""
+    info = {k: v for k, v in ts.info.items() if not k.startswith("final_")}
+    info["return"] = info.pop("episode_return").mean(-1)
+    return info
 
 
 def jax_rollout(policy, venv, params, runner: Runner, key: Array, num_steps: int):

@@ -225,7 +225,6 @@ def _episode_metrics(traj) -> dict[str, Array]:
         k: jnp.where(count > 0, jnp.sum(v * done) / jnp.maximum(count, 1), jnp.nan)
         for k, v in traj.info.items()
     }
-    out["return"] = out.pop("episode_return")
     return {**out, "episodes": count}
 
 

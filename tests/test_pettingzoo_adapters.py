@@ -92,7 +92,7 @@ def test_from_pettingzoo_mpe2_spread_matches_jax_spread():
     ts = host.reset(seed=0)
     assert ts.obs.shape == (3, 3, 18) and ts.state.shape == (3, 54)
     states = [state_from_world(world_of(e)) for e in host.envs]
-    for _t in range(25):
+    for _ in range(25):
         actions = rng.integers(0, 5, (3, 3))
         ts = host.step(actions)
         for i in range(3):

@@ -49,7 +49,7 @@ class PettingZooVecEnv(AgentSpaces):
         return self._act_spaces[agent]
 
     def reset(self, seed: int | None = None) -> TimeStep:
-        for i, _env in enumerate(self.envs):
+        for i in range(self.num_envs):
             self._reset_one(i, None if seed is None else seed + i)
         zeros = np.zeros((self.num_envs, self.num_agents), np.float32)
         done = np.zeros(self.num_envs, bool)
