@@ -48,29 +48,17 @@ class EvaluateArgs:
 
 def evaluate_main(argv: list[str] | None = None) -> None:
     """``commarl-evaluate run=<dir> [episodes=100] [gif_episodes=3] [checkpoint=N]``."""
-    import jax
 
     from marl.checkpoint import Checkpointer
     from marl.config import load_run_config
     from marl.evaluate import Evaluator, format_table
-    from marl.policies import make_policy
-    from marl.rollout import make_env
-    from marl.train import PPO, shard
+    from marl.train import build
 
     args = _parse(EvaluateArgs, argv)
     run_dir = Path(args.run)
     cfg = load_run_config(run_dir)
     cfg.eval.episodes, cfg.eval.gif_episodes = args.episodes, args.gif_episodes
-    env = make_env(cfg)
-    policy = make_policy(cfg.policy, env)
-    ppo = PPO(cfg, env, policy)
-    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
-    if ppo.host:
-        from marl.rollout import HostRollout
-
-        template = jax.vmap(ppo.init)(keys, HostRollout(policy, env).first_observation(cfg.seed))
-    else:
-        template = shard(jax.jit(jax.vmap(ppo.init))(keys), cfg.env.num_envs)
+    env, policy, _, template, _ = build(cfg)
     state, chunk = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints).restore(
         template, args.checkpoint
     )

@@ -265,6 +265,21 @@ def _check_finite(state: TrainState, metrics: dict[str, Any], chunk: int) -> Non
         raise TrainingDiverged(f"non-finite {', '.join(bad)} in chunk {chunk}")
 
 
+def build(cfg: Config):
+    """A run's environment, policy, ``PPO`` and initial state (seeds vmapped, envs sharded),
+    and the ``HostRollout`` for PettingZoo environments (else ``None``)."""
+    env = make_env(cfg)
+    policy = make_policy(cfg.policy, env)
+    ppo = PPO(cfg, env, policy)
+    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
+    if not ppo.host:
+        return env, policy, ppo, shard(jax.jit(jax.vmap(ppo.init))(keys), cfg.env.num_envs), None
+    if cfg.num_seeds != 1:
+        raise ValueError("host (PettingZoo) environments train one seed per run: set num_seeds=1")
+    host = HostRollout(policy, env)
+    return env, policy, ppo, jax.vmap(ppo.init)(keys, host.first_observation(cfg.seed)), host
+
+
 def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
     """Train (or resume) a run; returns its directory. See ``configs/`` for the options."""
     resuming = cfg.resume is not None
@@ -275,19 +290,7 @@ def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
-    env = make_env(cfg)
-    policy = make_policy(cfg.policy, env)
-    ppo = PPO(cfg, env, policy)
-    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
-    if ppo.host:
-        if cfg.num_seeds != 1:
-            raise ValueError(
-                "host (PettingZoo) environments train one seed per run: set num_seeds=1"
-            )
-        host = HostRollout(policy, env)
-        state = jax.vmap(ppo.init)(keys, host.first_observation(cfg.seed))
-    else:
-        state = shard(jax.jit(jax.vmap(ppo.init))(keys), cfg.env.num_envs)
+    env, policy, ppo, state, host = build(cfg)
 
     plan = chunk_plan(ppo.num_updates, cfg.logger.num_chunks)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
