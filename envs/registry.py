@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from functools import partial
 
+from envs.cable_load import CableLoadHover
 from envs.core import MultiAgentEnv
 from envs.mpe import Reference, SpeakerListener, Spread, Tag
 
@@ -13,6 +15,10 @@ _REGISTRY: dict[str, Callable[..., MultiAgentEnv]] = {
     "mpe/speaker_listener": SpeakerListener,
     "mpe/reference": Reference,
     "mpe/tag": Tag,
+    "cable_load/hover": CableLoadHover,
+    # The reference's 4-MAV team randomises the load mass; 5 MAVs fly closer together.
+    "cable_load/hover4": partial(CableLoadHover, num_agents=4, load_mass_range=(1.0, 1.8)),
+    "cable_load/hover5": partial(CableLoadHover, num_agents=5, min_drone_distance=0.6),
 }
 
 
@@ -30,7 +36,9 @@ def list_envs() -> list[str]:
 def env_options(name: str) -> dict[str, object]:
     """The keyword options of environment ``name`` with their defaults."""
     params = inspect.signature(_factory(name)).parameters.values()
-    return {p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD}
+    return {
+        p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def make(name: str, **kwargs) -> MultiAgentEnv:

@@ -11,15 +11,13 @@ from pettingzoo.test import parallel_api_test
 
 import envs
 from envs.wrappers import from_pettingzoo, to_pettingzoo
+from tests.env_cases import CASES, IDS
 from tests.mpe2_sync import state_from_world, world_of
 
-ALL = [(n, c) for n in envs.list_envs() for c in (False, True)]
-IDS = [f"{n}-{'continuous' if c else 'discrete'}" for n, c in ALL]
 
-
-@pytest.mark.parametrize(("name", "continuous"), ALL, ids=IDS)
-def test_parallel_api(name, continuous):
-    parallel_api_test(to_pettingzoo(envs.make(name, continuous_actions=continuous)), num_cycles=60)
+@pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
+def test_parallel_api(name, options):
+    parallel_api_test(to_pettingzoo(envs.make(name, **options)), num_cycles=60)
 
 
 def test_per_agent_spaces_of_heterogeneous_tag():

@@ -1,0 +1,307 @@
+"""Cable-suspended load: physics against closed forms, the task's interface and options."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from envs.cable_load import rigid
+from envs.cable_load.hover import DRONE_ANCHOR, CableLoadHover
+from envs.cable_load.rigid import GRAVITY, Bodies, Cables, Inertia
+from envs.wrappers import to_pettingzoo
+
+DT = CableLoadHover.physics_dt
+
+
+def random_actions(env, key, batch=()):
+    high = env.action_space(env.agents[0]).high
+    return jax.random.uniform(key, (*batch, env.num_agents, 5), minval=-high, maxval=high)
+
+
+def cable_error(env, state) -> jax.Array:
+    """Largest deviation of a cable's length from its rest length (m)."""
+    _, _, d = env.cables.geometry(state.bodies)
+    return jnp.max(jnp.abs(jnp.linalg.norm(d, axis=-1) - env.cables.length))
+
+
+# --- (a) pendulum -------------------------------------------------------------------------
+
+
+def test_pendulum_period_and_energy():
+    """Rotors off, load pinned: one MAV swings below its cable's anchor.
+
+    The MAV hangs upside down (centre of mass 3 cm below the joint), so the system is a
+    double pendulum: the rod (massless, length l) and the MAV (mass m, inertia I, joint 3 cm
+    from its centre of mass). Its slow small-angle mode has ``l_eff = g / omega^2`` from the
+    linearised equations ``M q'' + K q = 0``.
+    """
+    env = CableLoadHover()
+    m, inertia_y, length, c = env.drone_mass, float(env.quad.inertia[1]), 1.0, 0.03
+    M = np.array([[m * length**2, m * length * c], [m * length * c, m * c**2 + inertia_y]])
+    K = np.diag([m * GRAVITY * length, m * GRAVITY * c])
+    omega2, modes = np.linalg.eig(np.linalg.solve(M, K))
+    slow = np.argmin(omega2)
+    l_eff = GRAVITY / omega2[slow]
+    ratio = modes[1, slow] / modes[0, slow]  # MAV tilt per rod angle in the slow mode
+    expected_period = 2 * np.pi * np.sqrt(l_eff / GRAVITY)
+
+    cables = Cables(load_anchor=np.zeros((1, 3)), drone_anchor=DRONE_ANCHOR, length=np.ones(1))
+    pinned = Inertia(
+        inertia=jnp.array([[1.0, 1.0, 1.0], env.quad.inertia]),
+        inv_mass=jnp.array([0.0, 1.0 / m]),
+        inv_inertia=jnp.array([[0.0, 0.0, 0.0], 1.0 / env.quad.inertia]),
+    )
+    ey = jnp.array([0.0, 1.0, 0.0])
+
+    def start(amplitude):
+        joint = np.array([np.sin(amplitude), 0.0, -np.cos(amplitude)]) * length
+        upside_down = jnp.array([0.0, 1.0, 0.0, 0.0])
+        q = rigid.quat_mul(
+            rigid.quat_from_axis_angle(ey, jnp.array(-ratio * amplitude)), upside_down
+        )
+        com = joint - rigid.quat_to_matrix(q) @ DRONE_ANCHOR
+        return Bodies(
+            pos=jnp.stack([jnp.zeros(3), com]),
+            quat=jnp.stack([jnp.array([1.0, 0.0, 0.0, 0.0]), q]),
+            vel=jnp.zeros((2, 3)),
+            omega=jnp.zeros((2, 3)),
+        )
+
+    @jax.jit
+    def swing(b):  # 10 s
+        def body(b, _):
+            b, *_ = rigid.step(
+                b, pinned, cables, jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.ones(1, bool), DT
+            )
+            _, on_drone, _ = cables.geometry(b)
+            return b, (jnp.arctan2(on_drone[0, 0], -on_drone[0, 2]), rigid.energy(b, pinned))
+
+        return jax.lax.scan(body, b, None, 3000)[1]
+
+    angle, _ = map(np.asarray, swing(start(0.05)))
+    t = np.arange(1, 3001) * DT
+    i = np.flatnonzero(np.sign(angle[1:]) != np.sign(angle[:-1]))
+    crossings = t[i] - angle[i] * DT / (angle[i + 1] - angle[i])
+    period = 2 * np.mean(np.diff(crossings))
+    assert len(crossings) >= 8
+    assert abs(period / expected_period - 1) < 0.02, (period, expected_period)
+
+    b0 = start(0.3)
+    _, energy = swing(b0)
+    rest = -m * GRAVITY * (length + c)  # lowest energy: hanging straight down
+    swing_energy = float(rigid.energy(b0, pinned)) - rest
+    drift = np.max(np.abs(np.asarray(energy) - float(rigid.energy(b0, pinned)))) / swing_energy
+    assert drift < 0.01, drift
+
+
+# --- (b) hover ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_agents", [3, 4])
+def test_hover_equilibrium_holds(num_agents):
+    env = CableLoadHover(num_agents=num_agents)
+    state, _ = env.reset(jax.random.PRNGKey(1))
+    start = state.bodies.pos
+    step = jax.jit(env.step)
+    zero = jnp.zeros((num_agents, 5))
+    for i in range(1000):  # 10 s
+        state, ts = step(jax.random.PRNGKey(i), state, zero)
+        assert not bool(ts.terminated)
+    drift = float(jnp.max(jnp.linalg.norm(state.bodies.pos - start, axis=-1)))
+    assert drift < 0.01, drift
+    # The cables' vertical pull carries the load (its body includes half of each rod).
+    _, _, d = env.cables.geometry(state.bodies)
+    up = -d / jnp.linalg.norm(d, axis=-1, keepdims=True)
+    lift = float(jnp.sum(state.tension * up[:, 2]))
+    weight = GRAVITY / float(state.inertia.inv_mass[0])
+    assert abs(lift / weight - 1) < 0.01, (lift, weight)
+
+
+# --- (c, d, e) random actions ---------------------------------------------------------------------
+
+
+def test_cable_length_error_under_random_actions():
+    """20 s of uniform random actions in 64 envs (restarted when an episode ends)."""
+    env = CableLoadHover()
+
+    def run(key):
+        def body(state, key):
+            k_act, k_step, k_reset = jax.random.split(key, 3)
+            nxt, ts = env.step(k_step, state, random_actions(env, k_act))
+            fresh, _ = env.reset(k_reset)
+            state = jax.tree.map(lambda a, b: jnp.where(ts.done, a, b), fresh, nxt)
+            return state, (cable_error(env, nxt), ts.done)
+
+        state, _ = env.reset(key)
+        return jax.lax.scan(body, state, jax.random.split(key, 2000))[1]
+
+    error, done = jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(0), 64))
+    assert int(done.sum()) > 64  # random actions crash: many episodes were played
+    assert float(error.max()) < 1e-3, float(error.max())
+
+
+def test_no_nan_over_a_million_random_steps():
+    env = CableLoadHover()
+    venv = envs.wrappers.vectorize(env, 1000)
+
+    def body(state, key):
+        k_act, k_step = jax.random.split(key)
+        state, ts = venv.step(k_step, state, random_actions(env, k_act, (1000,)))
+        finite = (
+            jnp.isfinite(ts.obs).all()
+            & jnp.isfinite(ts.state).all()
+            & jnp.isfinite(ts.reward).all()
+        )
+        return state, finite
+
+    @jax.jit
+    def run(key):
+        state, _ = venv.reset(key)
+        return jax.lax.scan(body, state, jax.random.split(key, 1000))
+
+    state, finite = run(jax.random.PRNGKey(0))
+    assert bool(finite.all())
+    assert all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(state))
+
+
+def test_vmapped_and_single_trajectories_are_identical():
+    """Bodies, observations, states and terminations match bit for bit; rewards (and the
+    orientation error they use) to float32 rounding, as XLA vectorises arctan2 and exp
+    differently for a batch than for a scalar."""
+    env = CableLoadHover(fail_step=50, disturbance=0.15, load_mass_range=(1.0, 1.8))
+
+    def run(key):
+        def body(state, key):
+            k_act, k_step = jax.random.split(key)
+            state, ts = env.step(k_step, state, 0.3 * random_actions(env, k_act))
+            return state, (state.bodies, ts.obs, ts.state, ts.terminated, ts.reward)
+
+        state, _ = env.reset(key)
+        return jax.lax.scan(body, state, jax.random.split(key, 200))[1]
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    batched = jax.jit(jax.vmap(run))(keys)
+    single = jax.jit(run)
+    for i, key in enumerate(keys):
+        *exact, reward = single(key)
+        jax.tree.map(lambda b, s, i=i: np.testing.assert_array_equal(b[i], s), batched[:-1], tuple(exact))
+        np.testing.assert_allclose(batched[-1][i], reward, rtol=1e-6)
+
+
+# --- interface and options -------------------------------------------------------------------
+
+
+def test_observations_are_decentralised_and_stacked():
+    env = CableLoadHover()
+    state, ts = env.reset(jax.random.PRNGKey(0))
+    assert ts.obs.shape == (3, 135) and ts.state.shape == (84,)
+    D = env.step_obs_dim
+    np.testing.assert_array_equal(ts.obs[:, :D], ts.obs[:, D : 2 * D])  # history starts full
+    nxt, ts2 = env.step(jax.random.PRNGKey(0), state, jnp.ones((3, 5)))
+    np.testing.assert_array_equal(ts2.obs[:, D : 2 * D], ts.obs[:, :D])
+    # Moving MAV 1 changes no other agent's observation.
+    moved = state.replace(bodies=state.bodies.replace(pos=state.bodies.pos.at[2].add(0.1)))
+    before, after = env._step_obs(state), env._step_obs(moved)
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[2], before[2])
+    assert not np.array_equal(after[1], before[1])
+
+
+def test_reward_terms_at_the_goal():
+    env = CableLoadHover()
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    b = state.bodies
+    at_goal = state.replace(goal_pos=b.pos[0], goal_quat=b.quat[0])
+    terms = env.reward_terms(at_goal, jnp.zeros((3, 5)))
+    assert float(terms["position"]) == pytest.approx(1.0)
+    assert float(terms["orientation"]) == pytest.approx(1.0, abs=1e-3)
+    assert float(terms["smoothness"]) == 1.0 and float(terms["body_rates"]) == 1.0
+    assert 0 < float(terms["effort"]) < 1 and 0 < float(terms["downwash"]) < 1
+    assert float(env.metrics(at_goal)["success"]) == 1.0
+    assert float(env.reward(at_goal, jnp.zeros((3, 5)))[0]) < 0.01 * 5.0
+
+
+def test_termination_is_not_truncation():
+    env = CableLoadHover(max_steps=5)
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    for i in range(5):
+        state, ts = env.step(jax.random.PRNGKey(i), state, jnp.zeros((3, 5)))
+    assert bool(ts.truncated) and not bool(ts.terminated)
+    low = state.replace(bodies=state.bodies.replace(pos=state.bodies.pos.at[:, 2].add(-5.0)))
+    assert bool(env.terminations(low)["ground"]) and bool(env.terminal(low))
+    close = state.replace(
+        bodies=state.bodies.replace(pos=state.bodies.pos.at[2].set(state.bodies.pos[1]))
+    )
+    assert bool(env.terminations(close)["drone_distance"])
+
+
+def test_unilateral_cables_go_slack():
+    """A MAV thrown toward the load: a rod stops it, a cable goes slack."""
+    for unilateral in (False, True):
+        env = CableLoadHover(unilateral=unilateral)
+        state, _ = env.reset(jax.random.PRNGKey(0))
+        _, _, d = env.cables.geometry(state.bodies)
+        toward = d[0] / jnp.linalg.norm(d[0])
+        state = state.replace(
+            bodies=state.bodies.replace(vel=state.bodies.vel.at[1].set(3.0 * toward))
+        )
+        state, _ = env.step(jax.random.PRNGKey(0), state, jnp.zeros((3, 5)))
+        length = float(jnp.linalg.norm(env.cables.geometry(state.bodies)[2][0]))
+        if unilateral:
+            assert float(state.tension[0]) == 0.0 and length < 0.99
+        else:  # the rod took the blow and kept its length
+            assert abs(length - 1.0) < 1e-3
+        assert float(state.tension[1:].min()) > 0.0
+
+
+def test_failure_disturbance_and_mass_options():
+    env = envs.make("cable_load/hover4", fail_step=3, disturbance=0.15)
+    state, _ = env.reset(jax.random.PRNGKey(2))
+    mass = 1.0 / float(state.inertia.inv_mass[0]) - 4 * 0.0236 / 2
+    assert 1.0 <= mass <= 1.8
+    push = np.asarray(state.disturbance)
+    assert push[2] == 0 and np.linalg.norm(push) == pytest.approx(0.15 * mass * GRAVITY, rel=1e-5)
+    for i in range(5):
+        state, ts = env.step(jax.random.PRNGKey(i), state, jnp.zeros((4, 5)))
+    lost = int(state.fail_agent)
+    assert ts.active.tolist() == [i != lost for i in range(4)]
+    assert not np.asarray(ts.obs[lost]).any() and float(state.tension[lost]) == 0.0
+    assert not np.asarray(state.rotor_speed[lost]).any()
+    masses = [jax.jit(env.reset)(jax.random.PRNGKey(k))[0].inertia.inv_mass[0] for k in range(8)]
+    assert len(set(np.asarray(masses).tolist())) == 8
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_agents": 2}, "num_agents"),
+        ({"load_mass_range": (2.0, 1.0)}, "load_mass_range"),
+        ({"max_acc": 0.0}, "max_acc"),
+    ],
+)
+def test_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        CableLoadHover(**options)
+
+
+def test_actions_are_clipped_to_the_box():
+    env = CableLoadHover(max_acc=2.0, max_rate=1.0, action_scale=0.5)
+    assert env.action_space("mav_0").high.tolist() == [4.0, 4.0, 4.0, 2.0, 2.0]
+    clipped = env.clip_action(jnp.full((3, 5), 100.0))
+    np.testing.assert_allclose(clipped[0], [2.0, 2.0, 2.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="outside"):
+        pz = to_pettingzoo(env)
+        pz.reset(seed=0)
+        pz.step({a: np.full(5, 100.0, np.float32) for a in pz.agents})
+
+
+def test_render_draws_the_scene():
+    env = CableLoadHover()
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    frame = env.render(state)
+    assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
+    colours = {tuple(c) for c in frame.reshape(-1, 3)}
+    assert {(40, 80, 200), (40, 170, 60), (200, 50, 40), (30, 30, 30)} <= colours
