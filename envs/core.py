@@ -120,6 +120,7 @@ class MultiAgentEnv(AgentSpaces):
 
     name: str = "env"
     state_dim: int
+    render_fps: int = 10  # policy steps per second of simulated time (GIF playback)
 
     def reset(self, key: Array) -> tuple[Any, TimeStep]:
         raise NotImplementedError

@@ -6,6 +6,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -44,10 +45,14 @@ class EvaluateArgs:
     checkpoint: int | None = None  # chunk number; default the latest
     episodes: int = 100  # per seed and mode
     gif_episodes: int = 3
+    env_options: dict[str, Any] = field(default_factory=dict)  # override the run's env options
+    tag: str | None = None  # output name; default evaluate_<checkpoint>
 
 
 def evaluate_main(argv: list[str] | None = None) -> None:
-    """``commarl-evaluate run=<dir> [episodes=100] [gif_episodes=3] [checkpoint=N]``."""
+    """``commarl-evaluate run=<dir> [episodes=100] [gif_episodes=3] [checkpoint=N]
+    [env_options.<name>=<value> ...] [tag=<name>]``: the env options test a trained policy
+    under other conditions (e.g. ``env_options.disturbance=0.15``)."""
 
     from marl.checkpoint import Checkpointer
     from marl.config import load_run_config
@@ -58,15 +63,16 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     run_dir = Path(args.run)
     cfg = load_run_config(run_dir)
     cfg.eval.episodes, cfg.eval.gif_episodes = args.episodes, args.gif_episodes
+    cfg.env.options = {**cfg.env.options, **args.env_options}
     env, policy, _, template, _ = build(cfg)
     state, chunk = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints).restore(
         template, args.checkpoint
     )
-    results = Evaluator(cfg, env, policy, run_dir / "eval")(
-        state, gif=True, tag=f"evaluate_{chunk}"
-    )
+    tag = args.tag or f"evaluate_{chunk}"
+    results = Evaluator(cfg, env, policy, run_dir / "eval")(state, gif=True, tag=tag)
     results["checkpoint"] = chunk
-    out = run_dir / "eval" / f"evaluate_{chunk}.json"
+    results["env_options"] = cfg.env.options
+    out = run_dir / "eval" / f"{tag}.json"
     out.write_text(json.dumps(results, indent=2))
     print(
         f"{cfg.env.name}, {cfg.policy.name}, checkpoint {chunk}: {cfg.num_seeds} seed(s) x {args.episodes} episodes per mode"

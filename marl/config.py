@@ -22,6 +22,7 @@ class Activation(StrEnum):
     tanh = "tanh"
     relu = "relu"
     gelu = "gelu"
+    elu = "elu"
 
 
 class WandbMode(StrEnum):

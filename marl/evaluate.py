@@ -118,8 +118,10 @@ class Evaluator:
         return stats
 
     def gif(self, params, norm, tag: str) -> Path:
-        """Render ``eval.gif_episodes`` deterministic episodes to ``<out_dir>/<tag>.gif``."""
+        """Render ``eval.gif_episodes`` deterministic episodes to ``<out_dir>/<tag>.gif``
+        (real time, at most about 20 frames per second)."""
         env, frames = self.env, []
+        every = max(1, round(env.render_fps / 20))
         step = jax.jit(env.step)
         for i in range(self.cfg.eval.gif_episodes):
             state, ts = env.reset(jax.random.PRNGKey(10_000 + i))
@@ -133,12 +135,14 @@ class Evaluator:
                     params, carry, norm(obs), jax.random.PRNGKey(t), deterministic=True
                 )
                 state, ts = step(jax.random.PRNGKey(t), state, action[0])
-                frames.append(env.render(state))
-                if bool(ts.terminated | ts.truncated):
+                done = bool(ts.terminated | ts.truncated)
+                if (t + 1) % every == 0 or done:
+                    frames.append(env.render(state))
+                if done:
                     break
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"{tag}.gif"
-        iio.imwrite(path, np.stack(frames), duration=100, loop=0)
+        iio.imwrite(path, np.stack(frames), duration=1000 * every / env.render_fps, loop=0)
         return path
 
 

@@ -11,7 +11,12 @@ import numpy as np
 
 from marl.config import Activation
 
-ACTIVATIONS = {Activation.tanh: nn.tanh, Activation.relu: nn.relu, Activation.gelu: nn.gelu}
+ACTIVATIONS = {
+    Activation.tanh: nn.tanh,
+    Activation.relu: nn.relu,
+    Activation.gelu: nn.gelu,
+    Activation.elu: nn.elu,
+}
 
 
 def dense(features: int, scale: float = np.sqrt(2)) -> nn.Dense:

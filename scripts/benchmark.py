@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py envs                      # our mpe/spread vs JaxMARL vs mpe2
     python scripts/benchmark.py envs --batch 1 1024 --json out.json
+    python scripts/benchmark.py cable                     # cable_load/hover env and MAPPO training
 
 One env-step is all agents acting once in one environment. JAX rollouts are ``jit`` +
 ``lax.scan`` over random actions with auto-reset, compile time excluded, best of
@@ -60,23 +61,28 @@ def jax_rollout_rate(reset, step, sample, num_envs: int, steps: int, repeats: in
     return num_envs * steps / time_best(lambda: run(key), repeats)
 
 
-def ours_spread(num_envs: int, steps: int, repeats: int) -> float:
-    env = envs.make("mpe/spread")
+def ours_env(name: str, num_envs: int, steps: int, repeats: int) -> float:
+    """Env-steps/s of one of our registered envs under uniform random actions."""
+    env = envs.make(name)
     venv = VecEnv(AutoReset(env), num_envs)
     n = env.num_agents
+    if env.discrete:
+        sizes = jnp.asarray(env.action_sizes)
+
+        def sample(k):
+            return jax.random.randint(k, (num_envs, n), 0, sizes)
+    else:
+        space = env.action_space(env.agents[0])
+
+        def sample(k):
+            shape = (num_envs, n, env.action_dim)
+            return jax.random.uniform(k, shape, minval=space.low, maxval=space.high)
 
     def step(key, state, actions):
         state, ts = venv.step(key, state, actions)
         return state, ts.reward.sum()
 
-    return jax_rollout_rate(
-        lambda k: venv.reset(k)[0],
-        step,
-        lambda k: jax.random.randint(k, (num_envs, n), 0, 5),
-        num_envs,
-        steps,
-        repeats,
-    )
+    return jax_rollout_rate(lambda k: venv.reset(k)[0], step, sample, num_envs, steps, repeats)
 
 
 def jaxmarl_spread(num_envs: int, steps: int, repeats: int) -> float:
@@ -128,7 +134,7 @@ def bench_envs(args: argparse.Namespace) -> dict:
     rows = []
     for b in args.batch:
         steps = max(10, int(SCAN_STEPS.get(b, max(20, 300_000 // b)) * args.scale))
-        ours = ours_spread(b, steps, args.repeats)
+        ours = ours_env("mpe/spread", b, steps, args.repeats)
         anchor = None if args.no_jaxmarl else optional(jaxmarl_spread, b, steps, args.repeats)
         rows.append({"num_envs": b, "ours": ours, "jaxmarl": anchor})
         ratio = f"{ours / anchor:6.2f}x" if anchor else "   n/a"
@@ -224,6 +230,68 @@ def bench_train(args: argparse.Namespace) -> dict:
     }
 
 
+# The reference trained at about 27k env-steps/s (Isaac Lab, 4096 envs, one unnamed GPU).
+REFERENCE_CABLE_TRAINING = 27_000
+
+
+def cable_training(overrides: list[str], updates: int):
+    """A jitted run of ``updates`` PPO updates of ``experiment=cable_hover`` -> (fn, env-steps)."""
+    from hydra import compose, initialize_config_dir
+
+    from marl.config import CONFIG_DIR, register_configs, to_config
+    from marl.policies import make_policy
+    from marl.train import PPO
+
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = to_config(compose("config", overrides=["experiment=cable_hover", *overrides]))
+    env = envs.make(cfg.env.name, **cfg.env.options)
+    ppo = PPO(cfg, env, make_policy(cfg.policy, env))
+
+    def run(key):
+        state = ppo.init(key)
+        return jax.lax.scan(lambda s, _: ppo.update(s), state, None, length=updates)[1]
+
+    steps = updates * cfg.env.num_envs * cfg.algo.num_steps
+    return jax.jit(run), steps
+
+
+def bench_cable(args: argparse.Namespace) -> dict:
+    env_rows = []
+    for b in args.batch:
+        steps = max(10, int(max(20, 200_000 // b) * args.scale))
+        rate = ours_env(args.env, b, steps, args.repeats)
+        env_rows.append({"num_envs": b, "env_steps_per_s": rate})
+        print(f"  env {args.env}: {b:>6} envs   {rate:>12,.0f} env-steps/s")
+    train_rows = []
+    for label, hidden in [("reference MLP [1024, 512, 256, 128]", "[1024,512,256,128]")] + [
+        (f"MLP {h}", h.replace(" ", "")) for h in args.hidden
+    ]:
+        overrides = [
+            f"env.name={args.env}",
+            f"env.num_envs={args.train_envs}",
+            f"policy.actor_hidden={hidden}",
+            f"policy.critic_hidden={hidden}",
+        ]
+        fn, steps = cable_training(overrides, args.updates)
+        key = jax.random.PRNGKey(0)
+        compiled = fn.lower(key).compile()
+        rate = steps / time_best(lambda c=compiled, k=key: c(k), args.repeats)
+        ratio = rate / REFERENCE_CABLE_TRAINING
+        train_rows.append({"network": label, "num_envs": args.train_envs, "env_steps_per_s": rate})
+        print(
+            f"  training, {label}, {args.train_envs} envs: {rate:>10,.0f} env-steps/s "
+            f"({ratio:.2f}x the reference's 27k)"
+        )
+    return {
+        "task": f"{args.env}: random-action rollouts; MAPPO training (experiment=cable_hover, "
+        f"{args.updates} updates x {args.train_envs} envs x 128 steps, compile excluded)",
+        "env_rows": env_rows,
+        "train_rows": train_rows,
+        "reference_training_env_steps_per_s": REFERENCE_CABLE_TRAINING,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -242,6 +310,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("cable", help="cable-suspended load: env-steps/s and MAPPO training")
+    p.add_argument("--env", default="cable_load/hover")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 1024, 4096])
+    p.add_argument("--train-envs", type=int, default=4096)
+    p.add_argument("--updates", type=int, default=2)
+    p.add_argument("--hidden", nargs="*", default=["[256, 256]"], help="smaller MLPs to time too")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the scan lengths")
+    p.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
     device = jax.devices()[0]
@@ -253,7 +330,7 @@ def main() -> None:
         "env-steps/s (one step = all agents act once in one env); compile excluded, best of "
         f"{args.repeats}"
     )
-    bench = {"envs": bench_envs, "train": bench_train}[args.what]
+    bench = {"envs": bench_envs, "train": bench_train, "cable": bench_cable}[args.what]
     results = {"machine": machine, "jax": jax.__version__, **bench(args)}
     if args.json:
         with open(args.json, "w") as f:

@@ -181,3 +181,28 @@ def test_mappo_on_pettingzoo_multiwalker_completes(tiny):
     records = metrics(run)
     assert len(records) == 4 and all(np.isfinite(r["loss/total"]) for r in records)
     assert json.loads((run / "summary.json").read_text())["eval"]["deterministic"]["length"][0] > 0
+
+
+def test_cable_hover_experiment_trains_and_evaluates_under_other_conditions(tiny, capsys):
+    """``experiment=cable_hover`` (shrunk), then the evaluation CLI with a disturbance."""
+    run = train(
+        tiny(
+            "cable",
+            "experiment=cable_hover",
+            "env.num_envs=4",
+            "policy.actor_hidden=[16]",
+            "policy.critic_hidden=[16]",
+            "+env.options.max_steps=20",
+            "eval.episodes=2",
+        )
+    )
+    records = metrics(run)
+    assert all(np.isfinite(r["loss/total"]) for r in records)
+    assert "success" in json.loads((run / "summary.json").read_text())["eval"]["deterministic"]
+    evaluate_main(
+        [f"run={run}", "episodes=2", "gif_episodes=1", "env_options.disturbance=0.15", "tag=push"]
+    )
+    result = json.loads((run / "eval" / "push.json").read_text())
+    assert result["env_options"]["disturbance"] == 0.15 and Path(result["gif"]).exists()
+    with pytest.raises(ValueError, match="unknown option"):
+        evaluate_main([f"run={run}", "episodes=2", "env_options.wind=1.0"])

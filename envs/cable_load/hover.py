@@ -115,6 +115,7 @@ class CableLoadHover(MultiAgentEnv):
     name = "cable_load/hover"
     physics_dt = 1.0 / 300.0
     substeps = 3  # policy at 100 Hz
+    render_fps = 100
 
     def __init__(
         self,

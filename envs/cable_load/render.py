@@ -63,8 +63,10 @@ class Canvas:
         c = self.project(centre)
         if not np.all(np.isfinite(c)):
             return
-        yy, xx = np.mgrid[: self.res, : self.res]
-        self.frame[(xx - c[0]) ** 2 + (yy - c[1]) ** 2 <= radius_px**2] = color
+        r = int(np.ceil(radius_px))
+        dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+        inside = dx**2 + dy**2 <= radius_px**2
+        self.dots(np.stack([c[0] + dx[inside], c[1] + dy[inside]], -1), color, 1)
 
     def box(self, centre: np.ndarray, R: np.ndarray, size: np.ndarray, color, width: int) -> None:
         corners = np.array(list(itertools.product([-0.5, 0.5], repeat=3))) * size

@@ -24,7 +24,7 @@ class PettingZooEnv(ParallelEnv):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.env = env
         self.render_mode = render_mode
-        self.metadata = {**self.metadata, "name": env.name}
+        self.metadata = {**self.metadata, "name": env.name, "render_fps": env.render_fps}
         self.possible_agents = list(env.agents)
         self.agents: list[str] = []
         self.state_space = spaces.Box(-np.inf, np.inf, (env.state_dim,), np.float32)

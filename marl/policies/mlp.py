@@ -100,6 +100,15 @@ class MLPActorCritic(ActorCritic):
     def init(self, key, obs: Observation):
         return self.net.init(key, self.initial_carry(obs.reset.shape), obs)
 
+    def param_labels(self, params):
+        """Two groups, ``actor`` (with the log-std) and ``critic``, for ``algo.group_lr``."""
+        return {
+            "params": {
+                name: jax.tree.map(lambda _, g="critic" if name == "critic" else "actor": g, tree)
+                for name, tree in params["params"].items()
+            }
+        }
+
     def _dist(self, params, out, obs: Observation) -> ActionDist:
         log_std = None if self.discrete else params["params"]["log_std"]
         return ActionDist(out, obs.action_mask, self.discrete, log_std)
