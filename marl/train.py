@@ -79,9 +79,14 @@ class PPO:
 
         groups = {"default", *a.group_lr}
         inner = {g: optax.adam(rate(a.group_lr.get(g, a.lr)), eps=a.adam_eps) for g in groups}
+
+        def labels(params):  # groups without their own rate use algo.lr
+            named = self.policy.param_labels(params)
+            return jax.tree.map(lambda g: g if g in a.group_lr else "default", named)
+
         return optax.chain(
             optax.clip_by_global_norm(a.max_grad_norm),
-            optax.multi_transform(inner, self.policy.param_labels),
+            optax.multi_transform(inner, labels),
         )
 
     # --- init -------------------------------------------------------------------------------

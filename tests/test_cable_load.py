@@ -187,7 +187,9 @@ def test_vmapped_and_single_trajectories_are_identical():
     single = jax.jit(run)
     for i, key in enumerate(keys):
         *exact, reward = single(key)
-        jax.tree.map(lambda b, s, i=i: np.testing.assert_array_equal(b[i], s), batched[:-1], tuple(exact))
+        jax.tree.map(
+            lambda b, s, i=i: np.testing.assert_array_equal(b[i], s), batched[:-1], tuple(exact)
+        )
         np.testing.assert_allclose(batched[-1][i], reward, rtol=1e-6)
 
 

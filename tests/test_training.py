@@ -93,7 +93,10 @@ def test_two_devices_match_one(tmp_path):
             "algo.lr=fast",
             r"Value 'fast' of type 'str' could not be converted to Float\s+full_key: algo.lr",
         ),
-        ("policy.activation=relux", r"Invalid value 'relux', expected one of \[tanh, relu, gelu\]"),
+        (
+            "policy.activation=relux",
+            r"Invalid value 'relux', expected one of \[tanh, relu, gelu, elu\]",
+        ),
         ("env.num_envs=3.5", r"could not be converted to Integer\s+full_key: env.num_envs"),
     ],
 )
