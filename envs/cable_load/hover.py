@@ -137,7 +137,8 @@ class CableLoadHover(MultiAgentEnv):
     ):
         """Options:
 
-        - ``load_mass_range``: ``(low, high)`` kg, drawn per episode (inertia scales with it);
+        - ``load_mass_range``: ``(low, high)`` kg, drawn per episode instead of ``load_mass``
+          (the inertia scales with the mass);
         - ``disturbance``: a constant horizontal force on the load, as a fraction of its weight,
           in a random direction per episode;
         - ``fail_step``: policy step at which a random MAV loses thrust (-1: never);
@@ -260,7 +261,7 @@ class CableLoadHover(MultiAgentEnv):
             thrusts=thrusts,
             acc=jnp.zeros((n, 3)),
             alpha=jnp.zeros((n, 3)),
-            tension=self.tension_per_kg * load_mass,
+            tension=self.tension_per_kg / inertia.inv_mass[0],
             action=jnp.zeros((n, 5)),
             history=jnp.zeros((n, self.history, self.step_obs_dim)),
             goal_pos=goal_pos,

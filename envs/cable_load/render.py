@@ -8,7 +8,7 @@ import numpy as np
 
 EYE = np.array([4.0, -5.0, 3.5])
 TARGET = np.array([0.0, 0.0, 1.2])
-FOCAL = 1.9  # image half-width / depth
+FOCAL = 2.5  # image half-width / depth
 
 LOAD_COLOR = (40, 80, 200)
 GOAL_COLOR = (40, 170, 60)

@@ -19,7 +19,14 @@ from marl.cli import evaluate_main
 from marl.config import load_run_config
 
 NOMINAL_MASS = 1.4
-STATS = ["success", "position_error", "orientation_error_deg", "return", "length"]
+# statistic -> (column, format)
+STATS = {
+    "success": ("success", "{:.0%}"),
+    "position_error": ("final position error (m)", "{:.3f}"),
+    "orientation_error_deg": ("final orientation error (deg)", "{:.1f}"),
+    "return": ("return per agent", "{:.1f}"),
+    "length": ("episode length (steps)", "{:.0f}"),
+}
 
 
 def conditions(fail: bool) -> dict[str, dict]:
@@ -33,6 +40,23 @@ def conditions(fail: bool) -> dict[str, dict]:
     if fail:
         table["one MAV loses thrust at 5 s"] = {"fail_step": 500}
     return table
+
+
+def format_table(title: str, results: dict) -> list[str]:
+    lines = [
+        title,
+        "",
+        "| condition | actions | " + " | ".join(col for col, _ in STATS.values()) + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in STATS) + " |",
+    ]
+    for name, res in results.items():
+        for mode in ("deterministic", "stochastic"):
+            cells = [
+                f"{fmt.format(res[mode][k][0])} ± {fmt.format(res[mode][k][1])}"
+                for k, (_, fmt) in STATS.items()
+            ]
+            lines.append(f"| {name} | {mode} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
@@ -52,17 +76,12 @@ def main() -> None:
         )
         results[name] = json.loads((run / "eval" / f"{tag}.json").read_text())
 
-    lines = [
-        f"{cfg.env.name} {cfg.env.options}, checkpoint {next(iter(results.values()))['checkpoint']}, "
-        f"{args.episodes} episodes per condition and mode",
-        "",
-        "| condition | mode | " + " | ".join(STATS) + " |",
-        "| --- | --- | " + " | ".join("---:" for _ in STATS) + " |",
-    ]
-    for name, res in results.items():
-        for mode in ("deterministic", "stochastic"):
-            cells = [f"{res[mode][k][0]:.3g} ± {res[mode][k][1]:.2g}" for k in STATS]
-            lines.append(f"| {name} | {mode} | " + " | ".join(cells) + " |")
+    checkpoint = next(iter(results.values()))["checkpoint"]
+    title = (
+        f"{cfg.env.name} {cfg.env.options}, checkpoint {checkpoint}, "
+        f"{args.episodes} episodes per condition and mode (mean ± 95% CI)"
+    )
+    lines = format_table(title, results)
     out = run / "eval" / "conditions"
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
