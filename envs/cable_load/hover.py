@@ -34,9 +34,9 @@ from flax import struct
 from gymnasium import spaces
 
 from envs.cable_load import rigid
-from envs.cable_load.quadrotor import Quadrotor, rotate_e3
+from envs.cable_load.quadrotor import Quadrotor
 from envs.cable_load.render import render_scene
-from envs.cable_load.rigid import E3, GRAVITY, Bodies, Cables, Inertia
+from envs.cable_load.rigid import E3, GRAVITY, Bodies, Cables, Inertia, rotate_e3
 from envs.core import Array, MultiAgentEnv, TimeStep
 
 LOAD_SIZE = np.array([0.55, 0.45, 0.15])  # box (m)

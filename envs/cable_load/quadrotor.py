@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 import jax.numpy as jnp
 import numpy as np
 
-from envs.cable_load.rigid import E3, GRAVITY, matvec, quat_conj, quat_mul, quat_tilt
+from envs.cable_load.rigid import (
+    E3,
+    GRAVITY,
+    matvec,
+    quat_conj,
+    quat_mul,
+    quat_tilt,
+    rotate_e3,
+)
 from envs.core import Array
 
 
@@ -111,9 +119,3 @@ class Quadrotor:
         yaw = J * alpha_cmd + jnp.cross(omega, J * omega)  # yaw is not incremental
         torque = torque.at[..., 2].set(yaw[..., 2])
         return self.speeds_for(collective, torque)
-
-
-def rotate_e3(quat: Array) -> Array:
-    """The body z axis in the world, ``R e3``, for ``[..., 4]`` quaternions."""
-    w, x, y, z = jnp.moveaxis(quat, -1, 0)
-    return jnp.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], -1)

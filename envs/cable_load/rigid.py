@@ -94,6 +94,12 @@ def quat_angle(a: Array, b: Array) -> Array:
     return 2.0 * jnp.arctan2(jnp.linalg.norm(e[..., 1:], axis=-1), jnp.abs(e[..., 0]))
 
 
+def rotate_e3(quat: Array) -> Array:
+    """The body z axis in the world, ``R e3``, for ``[..., 4]`` quaternions."""
+    w, x, y, z = jnp.moveaxis(quat, -1, 0)
+    return jnp.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], -1)
+
+
 def quat_integrate(q: Array, omega: Array, dt: float) -> Array:
     """``q ⊗ exp(omega dt / 2)``: the rotation after ``dt`` at body rate ``omega [..., 3]``."""
     angle = jnp.linalg.norm(omega, axis=-1, keepdims=True) * dt
@@ -201,7 +207,7 @@ def accelerations(
 
     rho, r = cables.load_anchor, cables.drone_anchor
     RL, Rd, wL, wd = R[0], R[1:], b.omega[0], b.omega[1:]
-    d = (b.pos[0] + rotate(RL, rho)) - (b.pos[1:] + rotate(Rd, r))  # [N, 3]
+    _, _, d = cables.geometry(b)  # [N, 3]
     d_dot = _point_vel(RL, b.vel[0], wL, rho) - _point_vel(Rd, b.vel[1:], wd, r)
     dist = jnp.linalg.norm(d, axis=-1)
     n = d / dist[:, None]
