@@ -22,7 +22,7 @@ def _train(cfg: DictConfig) -> None:
 
     run_dir = train(to_config(cfg))
     curve = plot_runs([run_dir], run_dir / "curve.png")
-    gifs = sorted((run_dir / "eval").glob("*.gif"))
+    gifs = sorted((run_dir / "eval").glob("*.gif"), key=lambda p: p.stat().st_mtime)
     print(f"run directory: {run_dir}\n  learning curve: {curve}")
     print(f"  checkpoints: {run_dir / 'checkpoints'}\n  summary: {run_dir / 'summary.json'}")
     if gifs:
