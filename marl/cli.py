@@ -64,12 +64,13 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     cfg = load_run_config(run_dir)
     cfg.eval.episodes, cfg.eval.gif_episodes = args.episodes, args.gif_episodes
     cfg.env.options = {**cfg.env.options, **args.env_options}
-    env, policy, _, template, _ = build(cfg)
+    env, policy, learner, template = build(cfg)
     state, chunk = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints).restore(
         template, args.checkpoint
     )
     tag = args.tag or f"evaluate_{chunk}"
-    results = Evaluator(cfg, env, policy, run_dir / "eval")(state, gif=True, tag=tag)
+    evaluator = Evaluator(cfg, env, policy, run_dir / "eval", learner.num_updates)
+    results = evaluator(state, gif=True, tag=tag)
     results["checkpoint"] = chunk
     results["env_options"] = cfg.env.options
     out = run_dir / "eval" / f"{tag}.json"

@@ -1,8 +1,10 @@
 """Typed configuration: the schema Hydra validates ``configs/`` and overrides against.
 
 A typo in a key or a value of the wrong type fails at start-up with a message naming the
-key (OmegaConf structured configs); names of environments and policies are checked
-against their registries, which list what exists.
+key (OmegaConf structured configs). Each policy and communication channel registers its own
+config dataclass, so ``policy.*`` and ``comm.*`` are checked against the chosen one's;
+names of environments, policies and channels are checked against their registries, which
+list what exists.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -39,27 +41,57 @@ class EnvConfig:
     num_envs: int = 16
 
 
+class AlgoName(StrEnum):
+    ppo = "ppo"  # clipped surrogate, epochs x minibatches
+    a2c = "a2c"  # advantage actor-critic: one gradient step per rollout, no ratio
+
+
+class ValueLoss(StrEnum):
+    mse = "mse"
+    huber = "huber"
+
+
+class ScheduleKind(StrEnum):
+    constant = "constant"
+    linear = "linear"  # from the value to ``end`` x the value over the run
+    exponential = "exponential"  # the value x ``decay`` ** update
+
+
 @dataclass
-class PolicyConfig:
-    name: str = "mappo"  # see marl.policies.POLICIES
-    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    critic_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    activation: Activation = Activation.tanh
-    share_parameters: bool = True  # one network for all agents
-    agent_id: bool = True  # append a one-hot agent id to every agent's input
-    recurrent: bool = False  # GRU after the MLP torso
-    gru_size: int = 64
-    log_std_init: float = 0.0  # continuous actions: state-independent log-std
+class Schedule:
+    """A value as a function of the update index (learning rates, entropy weight)."""
+
+    kind: ScheduleKind = ScheduleKind.constant
+    end: float = 0.0  # linear: the value at the end of training, as a fraction of the start
+    decay: float = 1.0  # exponential: factor per update
+
+
+@dataclass
+class GroupConfig:
+    """How one parameter group (declared by the policy) is optimised: Adam at its own rate,
+    clipped or not, and when it steps. A group that does not step keeps its parameters and
+    its Adam moments bitwise unchanged."""
+
+    lr: float | None = None  # None: algo.lr
+    schedule: Schedule | None = None  # None: algo.lr_schedule
+    clip: bool = True  # clip its gradient (with the other clipped groups, by algo.max_grad_norm)
+    max_grad_norm: float | None = None  # clip it alone, by this norm
+    frozen: bool = False  # never steps
+    epoch_period: int = 1  # steps on the epochs e with e % epoch_period in ``epochs``
+    epochs: list[int] | None = None  # None: every epoch
+    start: float = 0.0  # steps while start <= fraction of training done < stop
+    stop: float = 1.0
 
 
 @dataclass
 class AlgoConfig:
+    name: AlgoName = AlgoName.ppo
     total_timesteps: int = 2_000_000  # env-steps per seed
     num_steps: int = 128  # rollout length per update
     update_epochs: int = 4
     num_minibatches: int = 4
     lr: float = 2.5e-4
-    anneal_lr: bool = True  # linear decay to 0 over training
+    lr_schedule: Schedule = field(default_factory=lambda: Schedule(ScheduleKind.linear))
     adam_eps: float = 1e-5
     max_grad_norm: float = 0.5
     gamma: float = 0.99
@@ -67,12 +99,16 @@ class AlgoConfig:
     clip_eps: float = 0.2
     clip_value: bool = True
     vf_coef: float = 0.5
+    value_loss: ValueLoss = ValueLoss.mse
+    huber_delta: float = 10.0
     ent_coef: float = 0.01
+    ent_schedule: Schedule = field(default_factory=Schedule)
     normalize_advantages: bool = True
     normalize_values: bool = False  # critic learns normalised returns (running mean/std)
     normalize_obs: bool = False  # running mean/std of observations
-    # Per parameter group learning rates (groups are declared by the policy).
-    group_lr: dict[str, float] = field(default_factory=dict)
+    # Per parameter group (the policy declares them): GroupConfig fields that override the
+    # policy's own settings, e.g. {actor: {lr: 3e-4}, edges: {epoch_period: 5, epochs: [4]}}.
+    groups: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,9 +135,26 @@ class EvalConfig:
 
 
 @dataclass
+class PolicyConfig:
+    """Base of every policy's config; each policy registers its own subclass (its schema)."""
+
+    name: str = MISSING  # see marl.policies.POLICIES
+
+
+@dataclass
+class CommConfig:
+    """Base of every channel's config; each channel registers its own subclass."""
+
+    name: str = "none"  # see marl.comm.CHANNELS
+
+
+@dataclass
 class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    # The chosen policy's and channel's own configs: plain here, checked in ``to_config``
+    # against the dataclass that their ``name`` registered.
+    policy: Any = field(default_factory=lambda: {"name": "mappo"})
+    comm: Any = field(default_factory=lambda: {"name": "none"})
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -124,11 +177,21 @@ def to_config(cfg: DictConfig | dict) -> Config:
     """Validate a plain or Hydra config against the schema and return the typed object.
 
     The config is merged as plain data, so keys that Hydra let in (``+algo.lrr=1``) are
-    rejected here too, with the key's full name.
+    rejected here too, with the key's full name. ``policy`` and ``comm`` are checked against
+    the schema their ``name`` registered (``marl.policies.POLICIES``, ``marl.comm.CHANNELS``).
     """
+    from marl.comm import CHANNELS
+    from marl.policies import POLICIES
+
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-    data.pop("hydra", None)
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), data))
+    data = {k: v for k, v in data.items() if k != "hydra"}
+    schema = OmegaConf.structured(Config)
+    for group, registry in (("policy", POLICIES), ("comm", CHANNELS)):
+        name = {**schema[group], **(data.get(group) or {})}["name"]
+        if name not in registry:
+            raise ValueError(f"unknown {group} {name!r}; {group} options are {sorted(registry)}")
+        schema[group] = OmegaConf.structured(registry[name].config)
+    return OmegaConf.to_object(OmegaConf.merge(schema, data))
 
 
 def to_yaml(cfg: Config) -> str:

@@ -1,13 +1,16 @@
-"""Evaluation episodes: returns with 95% confidence intervals, task metrics, GIFs.
+"""Evaluation episodes: returns with 95% confidence intervals, task metrics, the policy's own
+statistics, GIFs.
 
 Deterministic (greedy / mean action) and stochastic (sampled) episodes are run with every
-seed's parameters and the observation statistics frozen. JAX environments run all episodes
-at once under ``jit``/``vmap``; host (PettingZoo) environments step a fresh batch in Python.
-Each parallel environment contributes its first episode.
+seed's parameters, method state and frozen observation statistics, all through one episode
+loop (``run_episodes``) for JAX and host (PettingZoo) environments alike. Each parallel
+environment contributes its first episode. A policy with a ``statistics`` hook gets the
+recorded steps (``Episodes``) and returns numbers about them (e.g. symbol usage).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +18,30 @@ import imageio.v3 as iio
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from envs.core import TimeStep
-from envs.wrappers import vectorize
+from envs.wrappers import EpisodeStats, VecEnv
 from marl.config import Config
-from marl.policies import ActorCritic, Observation
-from marl.rollout import episode_info, is_host, make_env
+from marl.policies import ActorCritic, Context, Observation
+from marl.rollout import Runner, batched, episode_info, is_host, make_env, policy_env_step
 
 MODES = {"deterministic": True, "stochastic": False}
-HOST_HORIZON = 1000  # step cap for host environments
+HOST_HORIZON = 1000  # step cap for host environments (JAX ones stop at their max_steps)
+
+
+@struct.dataclass
+class Episodes:
+    """Evaluation steps ``[T, E, ...]`` (T = the horizon, E = environments); ``valid`` marks
+    the steps of each environment's first episode."""
+
+    obs: Observation  # raw input before the step
+    action: Any
+    extras: Any  # what ``act`` returned to be stored
+    info: dict  # the step's task metrics and episode statistics
+    valid: jax.Array  # [T, E] bool
+    env_state: Any = None  # for GIFs: the environment state after the step
+    first_state: Any = None  # for GIFs: the state after reset
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:
@@ -46,100 +64,148 @@ def _first_end(stats: dict, finished, ts: TimeStep):
     return stats, finished | now
 
 
+def run_episodes(
+    policy: ActorCritic,
+    venv,
+    params,
+    method_state,
+    norm,
+    key: jax.Array,
+    ctx: Context,
+    deterministic: bool,
+    horizon: int,
+    record: bool = False,
+    record_states: bool = False,
+) -> tuple[dict[str, jax.Array], Episodes | None]:
+    """Each of ``venv``'s environments plays until its first episode ends (at most
+    ``horizon`` steps), for every seed: ``params``, ``method_state``, ``norm``, ``key`` and
+    ``ctx`` lead with a seed axis ``[S]``. Returns (per-env statistics ``[S, E]``, the
+    recorded ``Episodes`` ``[S, T, E, ...]`` or None). The loop stops when every episode has
+    ended; the seed axis is vmapped inside it (host environments step in a ``while_loop``
+    only with an unbatched condition)."""
+    k_reset, k_run = jax.vmap(jax.random.split, out_axes=1)(key)
+    env_state, ts = jax.vmap(venv.reset)(k_reset)
+    shape = ts.reward.shape[:2]  # [S, E]
+    carry = policy.initial_carry(shape)
+    runner = Runner(env_state, Observation.from_timestep(ts, jnp.ones(shape, bool)), carry, norm)
+    stats, finished = jax.vmap(_first_end, (None, 0, 0))(None, jnp.zeros(shape, bool), ts)
+
+    @jax.vmap
+    def step(runner, finished, params, method_state, key, ctx):
+        nxt, _, acted, ts = policy_env_step(
+            policy, venv, params, method_state, runner, key, ctx, deterministic, False
+        )
+        states = nxt.env_state if record_states else None
+        info = episode_info(ts)
+        return nxt, ts, Episodes(runner.obs, acted.action, acted.extras, info, ~finished, states)
+
+    def body(carry):
+        t, runner, stats, finished, buffer = carry
+        keys = jax.vmap(jax.random.fold_in, (0, None))(k_run, t)
+        runner, ts, steps = step(runner, finished, params, method_state, keys, ctx)
+        if record:
+            buffer = jax.tree.map(lambda b, x: b.at[:, t].set(x), buffer, steps)
+        stats, finished = jax.vmap(_first_end)(stats, finished, ts)
+        return t + 1, runner, stats, finished, buffer
+
+    buffer = None
+    if record:
+        example = jax.eval_shape(step, runner, finished, params, method_state, k_run, ctx)[2]
+        buffer = jax.tree.map(
+            lambda s: jnp.zeros((s.shape[0], horizon, *s.shape[1:]), s.dtype), example
+        )
+    _, _, stats, _, episodes = jax.lax.while_loop(
+        lambda c: (c[0] < horizon) & ~c[3].all(),
+        body,
+        (jnp.array(0), runner, stats, finished, buffer),
+    )
+    if record_states:
+        episodes = episodes.replace(first_state=env_state)
+    return stats, episodes
+
+
 class Evaluator:
-    def __init__(self, cfg: Config, env, policy: ActorCritic, out_dir: Path):
+    def __init__(self, cfg: Config, env, policy: ActorCritic, out_dir: Path, num_updates: int):
         self.cfg, self.env, self.policy, self.out_dir = cfg, env, policy, out_dir
-        self.episodes = cfg.eval.episodes
+        self.episodes, self.num_updates = cfg.eval.episodes, num_updates
         self.host = is_host(env)
-        self._act = jax.jit(policy.act, static_argnames="deterministic")
-        if not self.host:
-            self._jax_runs = {
-                mode: jax.jit(jax.vmap(lambda p, n, k, d=det: self._jax_episodes(p, n, k, d)))
-                for mode, det in MODES.items()
-            }
+        if self.host:  # one batch of host environments, reset for each evaluation
+            self.venv, horizon = batched(make_env(cfg, self.episodes), self.episodes), HOST_HORIZON
+        else:
+            self.venv, horizon = batched(env, self.episodes), int(env.max_steps)
+        record = policy.statistics is not None
+
+        def run(params, method_state, norm, update, key, deterministic):
+            ctx = jax.vmap(lambda u: Context.at(u, num_updates, training=False))(update)
+            return run_episodes(
+                policy,
+                self.venv,
+                params,
+                method_state,
+                norm,
+                key,
+                ctx,
+                deterministic,
+                horizon,
+                record,
+            )
+
+        self._runs = {mode: jax.jit(partial(run, deterministic=d)) for mode, d in MODES.items()}
 
     def __call__(self, state, gif: bool = False, tag: str = "final") -> dict[str, Any]:
         """Statistics over all seeds' episodes; with ``gif``, also ``eval/<tag>.gif``."""
-        params, norm = state.params, state.runner.norm
-        num_seeds = jax.tree.leaves(params)[0].shape[0]
+        args = (state.params, state.method_state, state.runner.norm, state.update)
+        num_seeds = state.update.shape[0]
+        keys = jax.random.split(jax.random.PRNGKey(self.cfg.seed + 1), num_seeds)
         results: dict[str, Any] = {"seeds": num_seeds, "episodes_per_seed": self.episodes}
-        for mode, det in MODES.items():
-            if self.host:
-                stats = jax.tree.map(lambda x: x[None], self._host_episodes(params, norm, det))
-            else:
-                keys = jax.random.split(jax.random.PRNGKey(self.cfg.seed + 1), num_seeds)
-                stats = self._jax_runs[mode](params, norm, keys)
-            stats = jax.device_get(stats)  # [S, E] each
+        for mode, run in self._runs.items():
+            stats, episodes = jax.device_get(run(*args, keys))  # [S, E] each
             results[mode] = {k: mean_ci(np.ravel(v)) for k, v in stats.items()}
             results[mode]["per_seed_return"] = np.asarray(stats["return"]).mean(-1).tolist()
+            if episodes is not None:
+                numbers = self.policy.statistics(episodes)
+                results[mode]["statistics"] = {
+                    k: np.asarray(v).tolist() for k, v in numbers.items()
+                }
         if gif and not self.host and self.cfg.eval.gif_episodes > 0:
-            first = jax.tree.map(lambda x: x[0], (params, norm))
-            results["gif"] = str(self.gif(*first, tag))
+            results["gif"] = str(self.gif(*jax.tree.map(lambda x: x[:1], args), tag))
         return results
 
-    def _jax_episodes(self, params, norm, key, deterministic: bool) -> dict[str, jax.Array]:
-        venv = vectorize(self.env, self.episodes)
-        k_reset, k_run = jax.random.split(key)
-        env_state, ts = venv.reset(k_reset)
-        stats, finished = _first_end(None, jnp.zeros(self.episodes, bool), ts)
+    def gif(self, params, method_state, norm, update, tag: str) -> Path:
+        """Render ``eval.gif_episodes`` deterministic episodes of the first seed (arguments
+        with a seed axis of 1) to ``<out_dir>/<tag>.gif`` (real time, at most about 20 frames
+        per second)."""
+        env, n = self.env, self.cfg.eval.gif_episodes
+        venv = VecEnv(EpisodeStats(env), n)  # no auto-reset: the last frame ends the episode
+        ctx = jax.vmap(lambda u: Context.at(u, self.num_updates, training=False))(update)
+        key = jax.random.PRNGKey(10_000)[None]
 
-        def step(carry, key):
-            env_state, ts, policy_carry, stats, finished = carry
-            k_act, k_env = jax.random.split(key)
-            obs = norm(Observation.from_timestep(ts, ts.terminated | ts.truncated))
-            policy_carry, action, *_ = self.policy.act(
-                params, policy_carry, obs, k_act, deterministic
-            )
-            env_state, ts = venv.step(k_env, env_state, action)
-            stats, finished = _first_end(stats, finished, ts)
-            return (env_state, ts, policy_carry, stats, finished), None
+        def run():
+            return run_episodes(
+                self.policy,
+                venv,
+                params,
+                method_state,
+                norm,
+                key,
+                ctx,
+                True,
+                int(env.max_steps),
+                record=True,
+                record_states=True,
+            )[1]
 
-        carry0 = (env_state, ts, self.policy.initial_carry((self.episodes,)), stats, finished)
-        keys = jax.random.split(k_run, int(self.env.max_steps))
-        return jax.lax.scan(step, carry0, keys)[0][3]
-
-    def _host_episodes(self, params, norm, deterministic: bool) -> dict[str, np.ndarray]:
-        """Seed 0's episodes on a fresh batch of host environments (host runs have one seed)."""
-        params, norm = jax.tree.map(lambda x: x[0], (params, norm))
-        env = make_env(self.cfg, num_envs=self.episodes)
-        ts = env.reset(seed=self.cfg.seed + 10_000)
-        carry = self.policy.initial_carry((self.episodes,))
-        stats, finished = _first_end(None, np.zeros(self.episodes, bool), ts)
-        key = jax.random.PRNGKey(self.cfg.seed + 1)
-        for _ in range(HOST_HORIZON):
-            key, k_act = jax.random.split(key)
-            obs = norm(Observation.from_timestep(ts, ts.terminated | ts.truncated))
-            carry, action, *_ = self._act(params, carry, obs, k_act, deterministic=deterministic)
-            ts = env.step(np.asarray(action))
-            stats, finished = _first_end(stats, finished, ts)
-            if finished.all():
-                break
-        env.close()
-        return stats
-
-    def gif(self, params, norm, tag: str) -> Path:
-        """Render ``eval.gif_episodes`` deterministic episodes to ``<out_dir>/<tag>.gif``
-        (real time, at most about 20 frames per second)."""
-        env, frames = self.env, []
+        episodes = jax.tree.map(lambda x: np.asarray(x[0]), jax.jit(run)())  # seed 0
         every = max(1, round(env.render_fps / 20))
-        step = jax.jit(env.step)
-        for i in range(self.cfg.eval.gif_episodes):
-            state, ts = env.reset(jax.random.PRNGKey(10_000 + i))
-            carry = self.policy.initial_carry((1,))
-            frames.append(env.render(state))
-            for t in range(int(env.max_steps)):
-                obs = jax.tree.map(
-                    lambda x: x[None], Observation.from_timestep(ts, jnp.array(t == 0))
-                )
-                carry, action, *_ = self._act(
-                    params, carry, norm(obs), jax.random.PRNGKey(t), deterministic=True
-                )
-                state, ts = step(jax.random.PRNGKey(t), state, action[0])
-                done = bool(ts.terminated | ts.truncated)
-                if (t + 1) % every == 0 or done:
-                    frames.append(env.render(state))
-                if done:
-                    break
+        frames = []
+        for i in range(n):
+            length = int(episodes.valid[:, i].sum())
+            frames.append(venv.render(episodes.first_state, i))
+            for t in range(length):
+                if (t + 1) % every == 0 or t == length - 1:
+                    frames.append(
+                        venv.render(jax.tree.map(lambda x, t=t: x[t], episodes.env_state), i)
+                    )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"{tag}.gif"
         iio.imwrite(path, np.stack(frames), duration=1000 * every / env.render_fps, loop=0)
@@ -148,7 +214,8 @@ class Evaluator:
 
 def format_table(results: dict[str, Any]) -> str:
     """A plain-text table: one row per mode, mean ± 95% CI per statistic."""
-    keys = [k for k in results["deterministic"] if k != "per_seed_return"]
+    skip = ("per_seed_return", "statistics")
+    keys = [k for k in results["deterministic"] if k not in skip]
     keys = ["return", "length"] + [k for k in keys if k not in ("return", "length")]
     head = f"{'mode':<14}" + "".join(f"{k:>24}" for k in keys)
     rows = [head]

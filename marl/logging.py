@@ -92,7 +92,9 @@ class Logger:
         self.console_out.print(message)
 
     def log_updates(self, metrics: dict[str, np.ndarray], seconds: float) -> None:
-        """Write one record per update of a chunk; ``metrics[k]`` is ``[updates, seeds]``."""
+        """Write one record per update of a chunk; ``metrics[k]`` is ``[updates, seeds, ...]``:
+        scalars, vectors or matrices per seed (W&B gets matrices of the chunk's last update
+        as heatmaps)."""
         n = len(next(iter(metrics.values())))
         for i in range(n):
             self.update += 1
@@ -102,13 +104,16 @@ class Logger:
             }
             for k, v in metrics.items():
                 seeds = np.asarray(v[i], np.float64)
-                record[k] = _mean(seeds)
-                record[f"{k}/seeds"] = [None if np.isnan(x) else float(x) for x in seeds]
+                record[k] = _jsonable(_nanmean(seeds))
+                record[f"{k}/seeds"] = _jsonable(seeds)
             self.metrics_file.write(json.dumps(record) + "\n")
             if self.wandb is not None:
-                flat = {k: v for k, v in record.items() if not k.endswith("/seeds")}
-                flat.update({f"return/seed{j}": x for j, x in enumerate(record["return/seeds"])})
-                self.wandb.log(flat, step=record["env_steps"])
+                self._wandb_log(
+                    {k: np.asarray(metrics[k][i], np.float64).mean(0) for k in metrics},
+                    {f"return/seed{j}": x for j, x in enumerate(record["return/seeds"])},
+                    step=record["env_steps"],
+                    images=i == n - 1,
+                )
             self.last = record
         self.metrics_file.flush()
         rate = (
@@ -137,16 +142,32 @@ class Logger:
         if self.wandb is not None:
             import wandb
 
-            logs = {
-                f"eval/{m}/{k}": v[0]
-                for m in ("deterministic", "stochastic")
-                for k, v in results[m].items()
-                if k != "per_seed_return"
-            }
+            values, extra = {}, {}
+            for m in ("deterministic", "stochastic"):
+                for k, v in results[m].items():
+                    if k == "statistics":
+                        values.update({f"eval/{m}/{s}": np.asarray(x) for s, x in v.items()})
+                    elif k != "per_seed_return":
+                        values[f"eval/{m}/{k}"] = np.asarray(v[0])
             if "gif" in results:
-                logs["eval/video"] = wandb.Video(results["gif"], format="gif")
-            self.wandb.log(logs, step=self.update * self.steps_per_update)
+                extra["eval/video"] = wandb.Video(results["gif"], format="gif")
+            self._wandb_log(values, extra, step=self.update * self.steps_per_update, images=True)
         self.last_eval = results
+
+    def _wandb_log(self, values: dict[str, np.ndarray], extra: dict, step: int, images: bool):
+        """Scalars as numbers, vectors as bar histograms over their index, matrices (e.g. an
+        N x N adjacency) as heatmap images when ``images``."""
+        import wandb
+
+        logs = dict(extra)
+        for k, v in values.items():
+            if v.ndim == 0:
+                logs[k] = float(v)
+            elif v.ndim == 1:
+                logs[k] = wandb.Histogram(np_histogram=(np.nan_to_num(v), np.arange(len(v) + 1)))
+            elif images:
+                logs[k] = wandb.Image(heatmap(v, k))
+        self.wandb.log(logs, step=step)
 
     def close(self, write_summary: bool = False) -> None:
         """Stop the progress bar, close files and the W&B run; ``summary.json`` if finished."""
@@ -165,6 +186,33 @@ class Logger:
             self.wandb.finish()
 
 
-def _mean(x: np.ndarray) -> float | None:
-    x = x[~np.isnan(x)]
-    return float(x.mean()) if len(x) else None
+def _nanmean(x: np.ndarray) -> np.ndarray:
+    """Mean over seeds (axis 0), skipping NaN (no episode ended); NaN where all are."""
+    count = np.sum(~np.isnan(x), 0)
+    return np.where(count > 0, np.nansum(x, 0) / np.maximum(count, 1), np.nan)
+
+
+def _jsonable(x: np.ndarray) -> Any:
+    """Numbers or nested lists for JSON, NaN as null."""
+    x = np.asarray(x, np.float64)
+    if x.ndim == 0:
+        return None if np.isnan(x) else float(x)
+    return [_jsonable(v) for v in x]
+
+
+def heatmap(matrix: np.ndarray, title: str) -> np.ndarray:
+    """An RGB image ``[H, W, 3]`` of a matrix drawn as a heatmap with a colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3.4), dpi=100)
+    image = ax.imshow(np.asarray(matrix, np.float64), cmap="viridis")
+    fig.colorbar(image, ax=ax)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image

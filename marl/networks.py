@@ -48,11 +48,12 @@ class ResetGRU(nn.Module):
 
 
 class Torso(nn.Module):
-    """MLP, then optionally a GRU, then a linear head: ``(carry, x, reset) -> (carry, out)``."""
+    """MLP, then optionally a GRU, then optionally a linear head:
+    ``(carry, x, reset) -> (carry, out)``; ``out_dim=0`` returns the features themselves."""
 
     hidden: Sequence[int]
-    out_dim: int
-    out_scale: float
+    out_dim: int = 0
+    out_scale: float = 1.0
     activation: Activation = Activation.tanh
     gru_size: int = 0  # 0: feed-forward
 
@@ -61,4 +62,4 @@ class Torso(nn.Module):
         h = MLP(self.hidden, self.activation)(x)
         if self.gru_size:
             carry, h = ResetGRU(self.gru_size)(carry, h, reset)
-        return carry, dense(self.out_dim, self.out_scale)(h)
+        return carry, dense(self.out_dim, self.out_scale)(h) if self.out_dim else h

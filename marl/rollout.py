@@ -1,5 +1,12 @@
-"""Collecting experience: one policy step and one transition, shared by the jitted rollout
-over JAX environments (``lax.scan``) and the host rollout over PettingZoo environments."""
+"""Collecting experience, the same way for JAX and PettingZoo environments.
+
+``batched(env, num_envs)`` gives the batched ``reset(key)`` / ``step(key, state, action)``
+of either kind: ``vectorize`` for a JAX environment, ``HostEnv`` for PettingZoo (stepped on
+the host from inside the jitted program through ``io_callback``). On top of it,
+``policy_env_step`` (normalise, act with a key and the training context, step) serves both
+the training rollout (``rollout``: a ``lax.scan`` of transitions that keep what ``act``
+returned) and the evaluation episodes (``marl.evaluate``).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.experimental import io_callback
 
 import envs
-from envs.wrappers import PettingZooVecEnv, from_pettingzoo
+from envs.wrappers import PettingZooVecEnv, from_pettingzoo, vectorize
+from marl.algos import RunningStats
 from marl.config import Config
-from marl.policies import ActorCritic, Observation
-from marl.ppo import RunningStats
+from marl.policies import Acted, ActorCritic, Context, Observation
 
 Array = jax.Array
 HOST_PREFIX = "pettingzoo:"
@@ -39,6 +47,36 @@ def make_env(cfg: Config, num_envs: int | None = None):
 
 def is_host(env) -> bool:
     return isinstance(env, PettingZooVecEnv)
+
+
+class HostEnv:
+    """A ``from_pettingzoo`` batch behind the batched JAX interface: ``reset`` and ``step``
+    call the Python environments through ``io_callback``, so they run inside jitted code.
+    The environments' state lives in the Python objects; ``state`` is a placeholder."""
+
+    def __init__(self, env: PettingZooVecEnv):
+        self.env, self.num_envs = env, env.num_envs
+        ts = env.reset(seed=0)
+        self._spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), ts)
+
+    def reset(self, key: Array):
+        seed = jax.random.randint(key, (), 0, 2**31 - 1)
+        return jnp.zeros(()), io_callback(lambda s: self.env.reset(seed=int(s)), self._spec, seed)
+
+    def step(self, key: Array, state, action: Array):
+        return state, io_callback(lambda a: self.env.step(np.asarray(a)), self._spec, action)
+
+    def __getattr__(self, name: str):
+        return getattr(self.env, name)
+
+
+def batched(env, num_envs: int):
+    """The batched training stack of a JAX environment, or the jit view of a host batch."""
+    if not is_host(env):
+        return vectorize(env, num_envs)
+    if env.num_envs != num_envs:
+        raise ValueError(f"the host environment has {env.num_envs} copies, not {num_envs}")
+    return HostEnv(env)
 
 
 @struct.dataclass
@@ -65,7 +103,7 @@ class Normalizer:
 class Runner:
     """What a rollout advances: environments, the next input, recurrent state, normaliser."""
 
-    env_state: Any  # batched JAX env state; None for host environments
+    env_state: Any  # batched JAX env state; a placeholder for host environments
     obs: Observation  # [B, ...] raw next input
     carry: Any  # [B, ...] recurrent state
     norm: Normalizer
@@ -75,41 +113,75 @@ class Runner:
 class Transition:
     obs: Observation  # [B, ...] normalised input the policy acted on
     action: Array  # [B, N] or [B, N, A]
-    log_prob: Array  # [B, N]
-    value: Array  # [B, N]
+    log_prob: dict  # {role: [B, K]}
+    value: dict  # {role: [B, K]}
+    extras: Any  # what ``act`` stored for ``evaluate`` ([B, ...] leaves)
     reward: Array  # [B, N]
-    next_value: Array  # [B, N] critic on the observation after the step (pre-reset)
+    final_obs: Observation  # [B, ...] normalised observation after the step (pre-reset)
+    carry: Any  # [B, ...] the policy's carry after the step (for the bootstrap value)
     terminal: Array  # [B, N] bool: no bootstrap (task ended, or the agent dropped out)
     done: Array  # [B] bool: episode boundary after this step
     info: dict  # [B] episode statistics and task metrics (read where ``done``)
+    metrics: dict  # [B, ...] ``act``'s aux
 
 
-def policy_step(policy: ActorCritic, params, runner: Runner, key: Array, deterministic=False):
-    """Fold the current input into the normaliser and act on it."""
-    norm = runner.norm.update(runner.obs)
+def policy_env_step(
+    policy: ActorCritic,
+    venv,
+    params,
+    method_state,
+    runner: Runner,
+    key: Array,
+    ctx: Context,
+    deterministic: bool = False,
+    update_norm: bool = True,
+) -> tuple[Runner, Observation, Acted, Any]:
+    """Normalise the input, act on it, step the environments.
+    Returns (next runner, the input acted on, what ``act`` returned, the timestep)."""
+    k_act, k_env = jax.random.split(key)
+    norm = runner.norm.update(runner.obs) if update_norm else runner.norm
     obs_in = norm(runner.obs)
-    carry, action, log_prob, value, _ = policy.act(params, runner.carry, obs_in, key, deterministic)
-    return runner.replace(norm=norm), obs_in, carry, action, log_prob, value
-
-
-def record(policy: ActorCritic, params, runner: Runner, obs_in, carry, action, log_prob, value, ts):
-    """The transition of one environment step and the runner for the next."""
+    acted = policy.act(params, method_state, runner.carry, obs_in, k_act, ctx, deterministic)
+    env_state, ts = venv.step(k_env, runner.env_state, acted.action)
     done = ts.terminated | ts.truncated
-    final = Observation(
-        ts.info["final_obs"],
-        ts.info["final_state"],
-        ts.action_mask,
-        ts.active,
-        jnp.zeros_like(done),
-    )
-    next_value = policy.value(params, carry, runner.norm(final))
-    # An agent that dropped out of a running episode has terminated on its own.
-    terminal = ts.terminated[:, None] | (~done[:, None] & ~ts.active)
-    transition = Transition(
-        obs_in, action, log_prob, value, ts.reward, next_value, terminal, done, episode_info(ts)
-    )
-    next_runner = runner.replace(obs=Observation.from_timestep(ts, done), carry=carry)
-    return next_runner, transition
+    next_runner = Runner(env_state, Observation.from_timestep(ts, done), acted.carry, norm)
+    return next_runner, obs_in, acted, ts
+
+
+def rollout(policy: ActorCritic, venv, params, method_state, runner, key, num_steps, ctx):
+    """``num_steps`` steps of ``venv`` -> (runner, ``[T, B]`` transitions)."""
+
+    def step(runner, key):
+        next_runner, obs_in, acted, ts = policy_env_step(
+            policy, venv, params, method_state, runner, key, ctx
+        )
+        done = ts.terminated | ts.truncated
+        final = Observation(
+            ts.info["final_obs"],
+            ts.info["final_state"],
+            ts.action_mask,
+            ts.active,
+            jnp.zeros_like(done),
+        )
+        # An agent that dropped out of a running episode has terminated on its own.
+        terminal = ts.terminated[:, None] | (~done[:, None] & ~ts.active)
+        transition = Transition(
+            obs=obs_in,
+            action=acted.action,
+            log_prob=policy.by_role(acted.log_prob),
+            value=policy.by_role(acted.value),
+            extras=acted.extras,
+            reward=ts.reward,
+            final_obs=next_runner.norm(final),
+            carry=acted.carry,
+            terminal=terminal,
+            done=done,
+            info=episode_info(ts),
+            metrics=acted.aux,
+        )
+        return next_runner, transition
+
+    return jax.lax.scan(step, runner, jax.random.split(key, num_steps))
 
 
 def episode_info(ts) -> dict:
@@ -118,49 +190,3 @@ def episode_info(ts) -> dict:
     info = {k: v for k, v in ts.info.items() if not k.startswith("final_")}
     info["return"] = info.pop("episode_return").mean(-1)
     return info
-
-
-def jax_rollout(policy, venv, params, runner: Runner, key: Array, num_steps: int):
-    """``num_steps`` steps of a batched JAX env under ``lax.scan`` -> (runner, [T, B] transitions)."""
-
-    def step(runner, key):
-        k_act, k_env = jax.random.split(key)
-        runner, obs_in, carry, action, log_prob, value = policy_step(policy, params, runner, k_act)
-        env_state, ts = venv.step(k_env, runner.env_state, action)
-        runner = runner.replace(env_state=env_state)
-        return record(policy, params, runner, obs_in, carry, action, log_prob, value, ts)
-
-    return jax.lax.scan(step, runner, jax.random.split(key, num_steps))
-
-
-class HostRollout:
-    """The same rollout over a host-side batched environment (``from_pettingzoo``).
-
-    Policy steps are jitted and ``vmap``-ed over a seed axis of size 1; the environment
-    steps in Python between them.
-    """
-
-    def __init__(self, policy: ActorCritic, host_env):
-        self.env = host_env
-        self._act = jax.jit(jax.vmap(lambda p, r, k: policy_step(policy, p, r, k)))
-        self._record = jax.jit(jax.vmap(lambda *a: record(policy, *a)))
-
-    def first_observation(self, seed: int) -> Observation:
-        ts = self.env.reset(seed=seed)
-        return _seed_axis(Observation.from_timestep(ts, np.zeros(self.env.num_envs, bool)))
-
-    def __call__(self, params, runner: Runner, key: Array, num_steps: int):
-        transitions = []
-        for k in jax.random.split(key, num_steps):
-            runner, obs_in, carry, action, log_prob, value = self._act(params, runner, k[None])
-            ts = _seed_axis(self.env.step(np.asarray(action[0])))
-            runner, transition = self._record(
-                params, runner, obs_in, carry, action, log_prob, value, ts
-            )
-            transitions.append(transition)
-        stacked = jax.tree.map(lambda *xs: jnp.stack(xs, 1), *transitions)  # [S, T, ...]
-        return runner, stacked
-
-
-def _seed_axis(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jnp.asarray(x)[None], tree)

@@ -1,9 +1,11 @@
-"""Training: the jitted PPO update, and the host loop around it.
+"""Training: the jitted update, and the host loop around it.
 
-``PPO`` holds pure functions for one seed: ``init(key)``, ``learn(state, traj, carry0)``
-(GAE + epochs x minibatches) and ``update`` (a ``lax.scan`` rollout, then ``learn``). ``train(cfg)`` vmaps them
-over seeds, shards environments over the local devices, and runs jitted chunks of updates;
-between chunks it logs, evaluates, checkpoints, and stops on NaN.
+``Learner`` holds pure functions for one seed: ``init(key)``, ``update(state)`` (a
+``lax.scan`` rollout, then ``learn``) and ``learn(state, traj, carry0)``: the bootstrap
+values, advantages per role, then ``algo.name``'s epochs x minibatches. ``train(cfg)`` vmaps
+them over seeds, shards environments over the local devices, and runs jitted chunks of
+updates; between chunks it logs, evaluates, checkpoints, and stops on NaN. Nothing here
+names a method: policies plug in through ``marl.policies.base.ActorCritic``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from envs.wrappers import vectorize
 from marl import checkpoint, evaluate
-from marl.config import Config, load_run_config, to_yaml
+from marl.algos import ALGOS, RunningStats, actor_critic_loss, gae
+from marl.config import AlgoConfig, Config, load_run_config, to_yaml
 from marl.logging import Logger
-from marl.policies import ActorCritic, Observation, make_policy
-from marl.ppo import RunningStats, gae, ppo_loss
-from marl.rollout import HostRollout, Normalizer, Runner, is_host, jax_rollout, make_env
+from marl.optim import check_schedule, make_optimizer, resolve_groups, scheduled
+from marl.policies import ActorCritic, Context, Observation, Role, make_policy
+from marl.rollout import Normalizer, Runner, batched, is_host, make_env, rollout
 
 Array = jax.Array
 
@@ -34,31 +36,92 @@ Array = jax.Array
 @struct.dataclass
 class TrainState:
     params: Any
+    method_state: Any  # the policy's state that the optimiser never sees
     opt_state: Any
     runner: Runner
-    value_norm: RunningStats  # [] running statistics of returns (used if normalize_values)
+    value_norm: dict[str, RunningStats]  # per role: [] running statistics of returns
     key: Array
     update: Array  # [] int32 updates done
 
 
+@struct.dataclass
+class Batch:
+    """What the epochs learn from, ``[T, B, ...]`` (per role where a dict)."""
+
+    obs: Observation
+    action: Array
+    extras: Any
+    log_prob: dict
+    value: dict
+    advantage: dict
+    target: dict
+
+
 class TrainingDiverged(RuntimeError):
-    """NaN or inf in the losses or parameters."""
+    """NaN or inf in the losses, parameters or method state."""
 
 
-class PPO:
+def num_updates(cfg: Config) -> int:
+    """Updates in the run: ``algo.total_timesteps`` in rollouts of ``num_steps x num_envs``."""
+    per_update = cfg.algo.num_steps * cfg.env.num_envs
+    if cfg.algo.total_timesteps < per_update:
+        raise ValueError(
+            f"algo.total_timesteps={cfg.algo.total_timesteps} is less than one update "
+            f"(algo.num_steps x env.num_envs = {per_update})"
+        )
+    return cfg.algo.total_timesteps // per_update
+
+
+def unit_mask(role: Role, active: Array) -> Array:
+    """[..., K] float: which of a role's units acted (active agents, or the team)."""
+    if role.units == "team":
+        return active.any(-1, keepdims=True).astype(jnp.float32)
+    return active.astype(jnp.float32)
+
+
+def advantages(
+    algo: AlgoConfig,
+    roles: dict[str, Role],
+    reward: Array,  # [T, B, N]
+    terminal: Array,  # [T, B, N] bool
+    done: Array,  # [T, B] bool
+    active: Array,  # [T, B, N] bool
+    value: dict,  # {role: [T, B, K]} as stored (normalised if normalize_values)
+    next_value: dict,
+    value_norm: dict[str, RunningStats],
+) -> tuple[dict, dict, dict]:
+    """GAE per role on its own reward (own or team mean) -> (advantages, targets, value_norm)."""
+    adv, target, norms = {}, {}, {}
+    for name, role in roles.items():
+        vn = value_norm[name]
+        real = vn.denormalize if algo.normalize_values else (lambda v: v)
+        v, nv = real(value[name]), real(next_value[name])
+        r = reward if role.reward == "own" else reward.mean(-1, keepdims=True)
+        term = terminal if role.units == "agents" else terminal.all(-1, keepdims=True)
+        term = jnp.broadcast_to(term, v.shape).astype(jnp.float32)
+        cut = jnp.maximum(term, done[..., None].astype(jnp.float32))
+        a, t = gae(jnp.broadcast_to(r, v.shape), v, nv, term, cut, algo.gamma, algo.gae_lambda)
+        if algo.normalize_values:
+            vn = vn.update(t, unit_mask(role, active))
+            t = vn.normalize(t)
+        adv[name], target[name], norms[name] = a, t, vn
+    return adv, target, norms
+
+
+class Learner:
     """Pure functions of one seed's training; ``jax.vmap`` them over seeds."""
 
     def __init__(self, cfg: Config, env, policy: ActorCritic):
         a, self.algo, self.policy = cfg.algo, cfg.algo, policy
         self.num_envs = cfg.env.num_envs
         self.host = is_host(env)
-        self.venv = None if self.host else vectorize(env, self.num_envs)
+        self.venv = batched(env, self.num_envs)
         self.steps_per_update = a.num_steps * self.num_envs
-        self.num_updates = a.total_timesteps // self.steps_per_update
-        if self.num_updates < 1:
+        self.num_updates = num_updates(cfg)
+        if ALGOS[a.name].single_pass and (a.update_epochs, a.num_minibatches) != (1, 1):
             raise ValueError(
-                f"algo.total_timesteps={a.total_timesteps} is less than one update "
-                f"(algo.num_steps x env.num_envs = {self.steps_per_update})"
+                f"algo.name={a.name} makes one gradient step per rollout: set "
+                f"algo.update_epochs=1 and algo.num_minibatches=1 (algo={a.name} does)"
             )
         units = self.num_envs if policy.recurrent else self.steps_per_update
         if units % a.num_minibatches:
@@ -66,109 +129,127 @@ class PPO:
             raise ValueError(
                 f"{what} = {units} is not divisible by algo.num_minibatches={a.num_minibatches}"
             )
-        self.optimizer = self._optimizer()
+        check_schedule(a.lr_schedule, "algo.lr_schedule")
+        check_schedule(a.ent_schedule, "algo.ent_schedule")
+        params = jax.eval_shape(lambda k: self._init_params(k)[0][0], jax.random.PRNGKey(0))
+        self.groups = resolve_groups(policy.param_groups(params), policy.group_defaults(), a)
+        self.optimizer = make_optimizer(policy.param_groups, self.groups, a, self.num_updates)
 
-    def _optimizer(self) -> optax.GradientTransformation:
-        a = self.algo
-        per_update = a.update_epochs * a.num_minibatches
+    def _init_params(self, key: Array):
+        k_env, k_params = jax.random.split(key)
+        env_state, ts = self.venv.reset(k_env)
+        obs = Observation.from_timestep(ts, jnp.zeros(self.num_envs, bool))
+        return self.policy.init(k_params, obs), env_state, obs
 
-        def rate(lr: float):
-            if not a.anneal_lr:
-                return lr
-            return lambda count: lr * (1.0 - (count // per_update) / self.num_updates)
-
-        groups = {"default", *a.group_lr}
-        inner = {g: optax.adam(rate(a.group_lr.get(g, a.lr)), eps=a.adam_eps) for g in groups}
-
-        def labels(params):  # groups without their own rate use algo.lr
-            named = self.policy.param_labels(params)
-            return jax.tree.map(lambda g: g if g in a.group_lr else "default", named)
-
-        return optax.chain(
-            optax.clip_by_global_norm(a.max_grad_norm),
-            optax.multi_transform(inner, labels),
-        )
+    def ctx(self, update: Array, epoch=0, minibatch=0) -> Context:
+        return Context.at(update, self.num_updates, epoch, minibatch)
 
     # --- init -------------------------------------------------------------------------------
 
-    def init(self, key: Array, first_obs=None) -> TrainState:
-        """One seed's state; ``first_obs`` is given for host environments."""
-        k_env, k_params, k_train = jax.random.split(key, 3)
-        if self.host:
-            env_state, obs = None, first_obs
-        else:
-            env_state, ts = self.venv.reset(k_env)
-            obs = Observation.from_timestep(ts, jnp.zeros(self.num_envs, bool))
-        params = self.policy.init(k_params, obs)
-        labels = set(jax.tree.leaves(self.policy.param_labels(params)))
-        unknown = set(self.algo.group_lr) - labels
-        if unknown:
-            raise ValueError(
-                f"algo.group_lr names unknown parameter group(s) {sorted(unknown)}; groups are {sorted(labels)}"
-            )
+    def init(self, key: Array) -> TrainState:
+        k_init, k_train = jax.random.split(key)
+        (params, method_state), env_state, obs = self._init_params(k_init)
         normalizer = Normalizer(
             RunningStats.create((obs.obs.shape[-1],)),
             RunningStats.create((obs.state.shape[-1],)),
             enabled=self.algo.normalize_obs,
         )
-        runner = Runner(env_state, obs, self.policy.initial_carry((self.num_envs,)), normalizer)
+        carry = self.policy.initial_carry((self.num_envs,))
         return TrainState(
             params=params,
+            method_state=method_state,
             opt_state=self.optimizer.init(params),
-            runner=runner,
-            value_norm=RunningStats.create(()),
+            runner=Runner(env_state, obs, carry, normalizer),
+            value_norm={role: RunningStats.create(()) for role in self.policy.roles},
             key=k_train,
             update=jnp.array(0, jnp.int32),
         )
 
+    def restart_envs(self, state: TrainState) -> TrainState:
+        """Fresh episodes (host environments cannot be checkpointed: used on resume)."""
+        key, k_env = jax.random.split(state.key)
+        env_state, ts = self.venv.reset(k_env)
+        obs = Observation.from_timestep(ts, jnp.zeros(self.num_envs, bool))
+        carry = self.policy.initial_carry((self.num_envs,))
+        runner = state.runner.replace(env_state=env_state, obs=obs, carry=carry)
+        return state.replace(runner=runner, key=key)
+
     # --- update -----------------------------------------------------------------------------
 
     def update(self, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
-        """One PPO update on a JAX environment: rollout (scan) + GAE + epochs x minibatches."""
+        """One update: rollout (scan) + bootstrap values + advantages + epochs x minibatches."""
         key, k_roll = jax.random.split(state.key)
-        carry0 = state.runner.carry
-        runner, traj = jax_rollout(
-            self.policy, self.venv, state.params, state.runner, k_roll, self.algo.num_steps
+        runner, traj = rollout(
+            self.policy,
+            self.venv,
+            state.params,
+            state.method_state,
+            state.runner,
+            k_roll,
+            self.algo.num_steps,
+            self.ctx(state.update),
         )
-        return self.learn(state.replace(runner=runner, key=key), traj, carry0)
+        return self.learn(state.replace(runner=runner, key=key), traj, state.runner.carry)
 
     def learn(self, state: TrainState, traj, carry0) -> tuple[TrainState, dict[str, Array]]:
-        """GAE and the PPO epochs on a ``[T, B]`` trajectory."""
-        a = self.algo
-        vn = state.value_norm
-        real = vn.denormalize if a.normalize_values else (lambda v: v)
-        terminal = traj.terminal.astype(jnp.float32)
-        cut = jnp.maximum(terminal, traj.done[..., None].astype(jnp.float32))
-        adv, target = gae(
+        """Advantages and the epochs on a ``[T, B]`` trajectory."""
+        a, policy = self.algo, self.policy
+        key, k_boot, k_epochs = jax.random.split(state.key, 3)
+        # The truncation bootstrap: the critic on every step's final observation, in one pass.
+        next_value = policy.by_role(
+            policy.value(
+                state.params,
+                state.method_state,
+                traj.carry,
+                traj.final_obs,
+                k_boot,
+                self.ctx(state.update),
+            )
+        )
+        adv, target, value_norm = advantages(
+            a,
+            policy.roles,
             traj.reward,
-            real(traj.value),
-            real(traj.next_value),
-            terminal,
-            cut,
-            a.gamma,
-            a.gae_lambda,
+            traj.terminal,
+            traj.done,
+            traj.obs.active,
+            traj.value,
+            next_value,
+            state.value_norm,
         )
-        mask = traj.obs.active.astype(jnp.float32)
-        if a.normalize_values:
-            vn = vn.update(target, mask)
-            target = vn.normalize(target)
-        batch = (traj.obs, traj.action, traj.log_prob, traj.value, adv, target)
+        batch = Batch(traj.obs, traj.action, traj.extras, traj.log_prob, traj.value, adv, target)
 
-        def epoch(carry, key):
-            minibatches = self._minibatches(key, batch, carry0)
-            return jax.lax.scan(self._sgd_step, carry, minibatches)
+        def epoch(carry, x):
+            index, key = x
+            k_shuffle, k_steps = jax.random.split(key)
+            carry0_mb, minibatches = self._minibatches(k_shuffle, batch, carry0)
+            steps = (jnp.arange(a.num_minibatches), carry0_mb, minibatches)
+            keys = jax.random.split(k_steps, a.num_minibatches)
+            return jax.lax.scan(
+                lambda c, x: self._sgd_step(c, x, state.update, index), carry, (*steps, keys)
+            )
 
-        key, k_epochs = jax.random.split(state.key)
-        (params, opt_state), losses = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(k_epochs, a.update_epochs)
+        (params, opt_state, method_state), losses = jax.lax.scan(
+            epoch,
+            (state.params, state.opt_state, state.method_state),
+            (jnp.arange(a.update_epochs), jax.random.split(k_epochs, a.update_epochs)),
         )
-        metrics = {**_episode_metrics(traj), **jax.tree.map(jnp.mean, losses)}
+        metrics = {
+            **_episode_metrics(traj),
+            **jax.tree.map(lambda x: x.mean((0, 1)), losses),  # over epochs and minibatches
+            **{f"rollout/{k}": v.mean((0, 1)) for k, v in traj.metrics.items()},
+        }
         state = state.replace(
-            params=params, opt_state=opt_state, value_norm=vn, key=key, update=state.update + 1
+            params=params,
+            opt_state=opt_state,
+            method_state=method_state,
+            value_norm=value_norm,
+            key=key,
+            update=state.update + 1,
         )
         return state, metrics
 
-    def _minibatches(self, key, batch, carry0):
+    def _minibatches(self, key, batch: Batch, carry0):
         """Shuffled minibatches ``[M, ...]``: over samples (feed-forward) or envs (recurrent)."""
         m = self.algo.num_minibatches
         if self.policy.recurrent:  # keep whole sequences: shuffle the env axis
@@ -192,34 +273,42 @@ class PPO:
         carry = jax.tree.map(lambda c: jnp.broadcast_to(c[0], (m, *c.shape[1:])), carry0)
         return carry, jax.tree.map(flat, batch)
 
-    def _sgd_step(self, carry, minibatch):
-        params, opt_state = carry
-        carry0, (obs, action, old_log_prob, old_value, adv, target) = minibatch
+    def _sgd_step(self, carry, x, update: Array, epoch: Array):
+        params, opt_state, method_state = carry
+        minibatch, carry0, mb, key = x
+        ctx = self.ctx(update, epoch, minibatch)
+        ent_coef = scheduled(self.algo.ent_schedule, self.algo.ent_coef, update, self.num_updates)
+        roles = self.policy.roles
 
         def loss_fn(params):
-            log_prob, entropy, value, aux = self.policy.evaluate(params, carry0, obs, action)
-            loss, metrics = ppo_loss(
-                self.algo,
-                log_prob,
-                old_log_prob,
-                adv,
-                entropy,
-                value,
-                old_value,
-                target,
-                obs.active.astype(jnp.float32),
+            out = self.policy.evaluate(
+                params, method_state, carry0, mb.obs, mb.action, mb.extras, key, ctx
             )
-            extra = sum((v for k, v in aux.items() if k.startswith("loss/")), jnp.array(0.0))
-            return loss + extra, {**metrics, **aux}
+            log_prob, entropy, value = map(self.policy.by_role, out[:3])
+            total, metrics = jnp.array(0.0), {}
+            for name, role in roles.items():
+                loss, m = actor_critic_loss(
+                    self.algo,
+                    ent_coef,
+                    log_prob[name],
+                    mb.log_prob[name],
+                    mb.advantage[name],
+                    entropy[name],
+                    value[name],
+                    mb.value[name],
+                    mb.target[name],
+                    unit_mask(role, mb.obs.active),
+                )
+                total += loss
+                metrics.update({k if len(roles) == 1 else f"{k}/{name}": v for k, v in m.items()})
+            extra = sum((v for k, v in out.aux.items() if k.startswith("loss/")), jnp.array(0.0))
+            return total + extra, ({**metrics, **out.aux}, out.method_state)
 
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        (loss, (metrics, method_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = self.optimizer.update(grads, opt_state, params, ctx=ctx)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state), {
-            **metrics,
-            "loss/total": loss,
-            "grad_norm": optax.tree_utils.tree_norm(grads),
-        }
+        metrics = {**metrics, "loss/total": loss, "grad_norm": optax.tree_utils.tree_norm(grads)}
+        return (params, opt_state, method_state), metrics
 
 
 def _episode_metrics(traj) -> dict[str, Array]:
@@ -264,25 +353,28 @@ def chunk_plan(num_updates: int, num_chunks: int) -> list[int]:
 
 def _check_finite(state: TrainState, metrics: dict[str, Any], chunk: int) -> None:
     bad = [k for k, v in metrics.items() if k.startswith("loss/") and not np.all(np.isfinite(v))]
-    if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state.params)):
-        bad.append("parameters")
+    for name in ("params", "method_state"):
+        leaves = [
+            x for x in jax.tree.leaves(getattr(state, name)) if jnp.issubdtype(x.dtype, jnp.inexact)
+        ]
+        if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
+            bad.append("parameters" if name == "params" else "method state")
     if bad:
         raise TrainingDiverged(f"non-finite {', '.join(bad)} in chunk {chunk}")
 
 
 def build(cfg: Config):
-    """A run's environment, policy, ``PPO`` and initial state (seeds vmapped, envs sharded),
-    and the ``HostRollout`` for PettingZoo environments (else ``None``)."""
+    """A run's environment, policy, ``Learner`` and initial state (seeds vmapped, envs sharded
+    over devices)."""
     env = make_env(cfg)
-    policy = make_policy(cfg.policy, env)
-    ppo = PPO(cfg, env, policy)
-    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
-    if not ppo.host:
-        return env, policy, ppo, shard(jax.jit(jax.vmap(ppo.init))(keys), cfg.env.num_envs), None
-    if cfg.num_seeds != 1:
+    if is_host(env) and cfg.num_seeds != 1:
         raise ValueError("host (PettingZoo) environments train one seed per run: set num_seeds=1")
-    host = HostRollout(policy, env)
-    return env, policy, ppo, jax.vmap(ppo.init)(keys, host.first_observation(cfg.seed)), host
+    policy = make_policy(cfg, env, num_updates(cfg))
+    learner = Learner(cfg, env, policy)
+    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
+    state = jax.jit(jax.vmap(learner.init))(keys)
+    # A host batch lives in one Python process: its runner stays on one device.
+    return env, policy, learner, state if learner.host else shard(state, cfg.env.num_envs)
 
 
 def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
@@ -295,43 +387,27 @@ def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
-    env, policy, ppo, state, host = build(cfg)
+    env, policy, learner, state = build(cfg)
 
-    plan = chunk_plan(ppo.num_updates, cfg.logger.num_chunks)
+    plan = chunk_plan(learner.num_updates, cfg.logger.num_chunks)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
     start = 0
     if resuming and ckpt.latest() is not None:
         state, start = ckpt.restore(state)
-        if ppo.host:
-            fresh = host.first_observation(cfg.seed + start)  # host envs cannot be checkpointed
-            carry = jax.tree.map(jnp.zeros_like, state.runner.carry)
-            state = state.replace(runner=state.runner.replace(obs=fresh, carry=carry))
+        if learner.host:
+            state = jax.jit(jax.vmap(learner.restart_envs))(state)
 
-    if ppo.host:
-        learn = jax.jit(jax.vmap(ppo.learn))
-
-        def run_chunk(state, n):
-            metrics = []
-            for _ in range(n):
-                key, k_roll = jax.vmap(jax.random.split, out_axes=1)(state.key)
-                carry0 = state.runner.carry
-                runner, traj = host(state.params, state.runner, k_roll[0], cfg.algo.num_steps)
-                state, m = learn(state.replace(runner=runner, key=key), traj, carry0)
-                metrics.append(m)
-            return state, jax.tree.map(lambda *x: jnp.stack(x), *metrics)
-    else:
-        update = jax.vmap(ppo.update)
-        run_chunk = jax.jit(
-            lambda state, n: jax.lax.scan(lambda s, _: update(s), state, None, length=n),
-            static_argnums=1,
-        )
-
-    evaluator = evaluate.Evaluator(cfg, env, policy, run_dir / "eval")
+    update = jax.vmap(learner.update)
+    run_chunk = jax.jit(
+        lambda state, n: jax.lax.scan(lambda s, _: update(s), state, None, length=n),
+        static_argnums=1,
+    )
+    evaluator = evaluate.Evaluator(cfg, env, policy, run_dir / "eval", learner.num_updates)
     logger = Logger(
         cfg,
         run_dir,
-        total_updates=ppo.num_updates,
-        steps_per_update=ppo.steps_per_update,
+        total_updates=learner.num_updates,
+        steps_per_update=learner.steps_per_update,
         start_update=sum(plan[:start]),
     )
     finished = False

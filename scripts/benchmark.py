@@ -183,17 +183,25 @@ def jaxmarl_ippo(checkout: str, total_timesteps: int, seeds: int):
     return jax.jit(jax.vmap(make_train(config))), jax.random.split(jax.random.PRNGKey(0), seeds)
 
 
+def learner(overrides: list[str]):
+    """The ``Learner`` of a run composed from ``configs/`` with ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    from marl.config import CONFIG_DIR, register_configs, to_config
+    from marl.policies import make_policy
+    from marl.rollout import make_env
+    from marl.train import Learner, num_updates
+
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = to_config(compose("config", overrides=overrides))
+    env = make_env(cfg)
+    return Learner(cfg, env, make_policy(cfg, env, num_updates(cfg)))
+
+
 def ours_ippo(total_timesteps: int, seeds: int, policy: str = "ippo"):
     """Our PPO with the same hyperparameters, all updates in one jitted scan."""
-    from marl.config import Config, PolicyConfig
-    from marl.policies import make_policy
-    from marl.train import PPO
-
-    cfg = Config()
-    cfg.algo.total_timesteps = total_timesteps
-    cfg.policy = PolicyConfig(name=policy, agent_id=policy == "mappo")
-    env = envs.make("mpe/spread")
-    ppo = PPO(cfg, env, make_policy(cfg.policy, env))
+    ppo = learner([f"policy={policy}", f"algo.total_timesteps={total_timesteps}"])
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
 
     def run(keys):
@@ -236,24 +244,13 @@ REFERENCE_CABLE_TRAINING = 27_000
 
 def cable_training(overrides: list[str], updates: int):
     """A jitted run of ``updates`` PPO updates of ``experiment=cable_hover`` -> (fn, env-steps)."""
-    from hydra import compose, initialize_config_dir
-
-    from marl.config import CONFIG_DIR, register_configs, to_config
-    from marl.policies import make_policy
-    from marl.train import PPO
-
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-        cfg = to_config(compose("config", overrides=["experiment=cable_hover", *overrides]))
-    env = envs.make(cfg.env.name, **cfg.env.options)
-    ppo = PPO(cfg, env, make_policy(cfg.policy, env))
+    ppo = learner(["experiment=cable_hover", *overrides])
 
     def run(key):
         state = ppo.init(key)
         return jax.lax.scan(lambda s, _: ppo.update(s), state, None, length=updates)[1]
 
-    steps = updates * cfg.env.num_envs * cfg.algo.num_steps
-    return jax.jit(run), steps
+    return jax.jit(run), updates * ppo.steps_per_update
 
 
 def bench_cable(args: argparse.Namespace) -> dict:

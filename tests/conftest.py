@@ -6,6 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from marl.config import CONFIG_DIR, Config, register_configs, to_config
+from tests import methods  # noqa: F401  (registers the test methods and environment)
 
 TINY = [
     "env.num_envs=4",
@@ -17,7 +18,7 @@ TINY = [
     "logger.progress=false",
     "logger.wandb.mode=disabled",
     "eval.episodes=4",
-    "eval.gif_episodes=1",
+    "eval.gif_episodes=0",  # GIFs are tested with the evaluation script
 ]
 
 

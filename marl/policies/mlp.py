@@ -1,20 +1,47 @@
-"""IPPO and MAPPO actor-critics: per-agent MLP (optionally GRU) actor and critic.
+"""IPPO and MAPPO actor-critics: per-agent MLP (optionally GRU) actor and critic, with the
+communication slot between the actor's encoder and its head.
 
-IPPO's critic sees the agent's own observation, MAPPO's the global state. With parameter
-sharing one network serves all agents (plus an agent-id one-hot, optionally); without it
-each agent has its own weights (``nn.vmap`` over the agent axis).
+The actor is encoder -> channel -> head: the encoder (MLP, then a GRU if recurrent) runs
+per agent, the channel (``comm=...``, ``marl.comm``) sees every agent's features at once,
+and a linear head per agent gives the action logits (or Gaussian means). With ``comm=none``
+it is the plain IPPO/MAPPO actor. IPPO's critic sees the agent's own observation, MAPPO's
+the global state. With parameter sharing one network serves all agents (plus an agent-id
+one-hot, optionally); without it each agent has its own weights (``nn.vmap`` over agents).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from envs.core import AgentSpaces
-from marl.config import PolicyConfig
+from marl.config import Activation, PolicyConfig
 from marl.networks import Torso
-from marl.policies.base import ActionDist, ActorCritic, Observation
+from marl.policies.base import (
+    Acted,
+    ActionDist,
+    ActorCritic,
+    Context,
+    Evaluated,
+    Observation,
+    groups_by_module,
+)
+
+
+@dataclass
+class MLPConfig(PolicyConfig):
+    name: str = "mappo"  # ippo: critic on the own observation; otherwise on the global state
+    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    critic_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    activation: Activation = Activation.tanh
+    share_parameters: bool = True  # one network for all agents
+    agent_id: bool = True  # append a one-hot agent id to every agent's input
+    recurrent: bool = False  # GRU after the MLP torso
+    gru_size: int = 64
+    log_std_init: float = 0.0  # continuous actions: state-independent log-std
 
 
 class PerAgent(nn.Module):
@@ -41,7 +68,8 @@ class PerAgent(nn.Module):
 
 
 class ActorCriticNet(nn.Module):
-    cfg: PolicyConfig
+    cfg: MLPConfig
+    channel: nn.Module
     num_agents: int
     action_dim: int
     discrete: bool
@@ -50,12 +78,13 @@ class ActorCriticNet(nn.Module):
     def setup(self):
         c = self.cfg
         gru = c.gru_size if c.recurrent else 0
-        common = {"activation": c.activation, "gru_size": gru}
-        actor = {"hidden": tuple(c.actor_hidden), "out_dim": self.action_dim, "out_scale": 0.01}
-        critic = {"hidden": tuple(c.critic_hidden), "out_dim": 1, "out_scale": 1.0}
         share = c.share_parameters
-        self.actor = PerAgent({**actor, **common}, self.num_agents, share)
-        self.critic = PerAgent({**critic, **common}, self.num_agents, share)
+        torso = {"activation": c.activation, "gru_size": gru}
+        self.encoder = PerAgent({"hidden": tuple(c.actor_hidden), **torso}, self.num_agents, share)
+        head = {"hidden": (), "out_dim": self.action_dim, "out_scale": 0.01}
+        self.head = PerAgent(head, self.num_agents, share)
+        critic = {"hidden": tuple(c.critic_hidden), "out_dim": 1, **torso}
+        self.critic = PerAgent(critic, self.num_agents, share)
         if not self.discrete:
             shape = (self.action_dim,) if share else (self.num_agents, self.action_dim)
             self.log_std = self.param("log_std", nn.initializers.constant(c.log_std_init), shape)
@@ -67,30 +96,41 @@ class ActorCriticNet(nn.Module):
         return jnp.concatenate([x, ids], -1)
 
     def critic_value(self, carry, obs: Observation):
+        """``[..., N]`` values. A shared centralised critic without agent ids sees the same
+        input for every agent: it runs once and is broadcast."""
         n = self.num_agents
-        if self.centralised:
-            x = jnp.broadcast_to(
-                obs.state[..., None, :], (*obs.state.shape[:-1], n, obs.state.shape[-1])
-            )
-        else:
-            x = obs.obs
+        if not self.centralised:
+            carry, v = self.critic(carry, self._with_id(obs.obs), obs.reset)
+            return carry, v[..., 0]
+        state = obs.state[..., None, :]  # [..., 1, state_dim]
+        if self.cfg.share_parameters and not self.cfg.agent_id:
+            carry, v = self.critic(carry[..., :1, :], state, obs.reset)
+            return jnp.broadcast_to(
+                carry, (*carry.shape[:-2], n, carry.shape[-1])
+            ), jnp.broadcast_to(v[..., 0], (*v.shape[:-2], n))
+        x = jnp.broadcast_to(state, (*state.shape[:-2], n, state.shape[-1]))
         carry, v = self.critic(carry, self._with_id(x), obs.reset)
         return carry, v[..., 0]
 
-    def __call__(self, carry, obs: Observation):
+    def __call__(self, carry, obs: Observation, ctx: Context, extras=None):
         actor_carry, critic_carry = carry
-        actor_carry, out = self.actor(actor_carry, self._with_id(obs.obs), obs.reset)
+        actor_carry, h = self.encoder(actor_carry, self._with_id(obs.obs), obs.reset)
+        h, extras, aux = self.channel(h, obs, ctx, extras)
+        _, out = self.head(actor_carry, h, obs.reset)
         critic_carry, value = self.critic_value(critic_carry, obs)
-        return (actor_carry, critic_carry), out, value
+        return (actor_carry, critic_carry), out, value, extras, aux
 
 
 class MLPActorCritic(ActorCritic):
-    def __init__(self, cfg: PolicyConfig, env: AgentSpaces, centralised: bool):
+    def __init__(self, cfg: MLPConfig, env: AgentSpaces, channel: nn.Module, num_updates: int):
         self.cfg = cfg
         self.num_agents = env.num_agents
         self.discrete = env.discrete
         self.recurrent = cfg.recurrent
-        self.net = ActorCriticNet(cfg, env.num_agents, env.action_dim, env.discrete, centralised)
+        self.statistics = getattr(channel, "statistics", None)
+        self.net = ActorCriticNet(
+            cfg, channel, env.num_agents, env.action_dim, env.discrete, cfg.name != "ippo"
+        )
 
     def initial_carry(self, batch_shape):
         size = self.cfg.gru_size if self.recurrent else 1
@@ -98,42 +138,63 @@ class MLPActorCritic(ActorCritic):
         return zeros, zeros
 
     def init(self, key, obs: Observation):
-        return self.net.init(key, self.initial_carry(obs.reset.shape), obs)
+        k_params, k_comm = jax.random.split(key)
+        ctx = Context.at(0, 1)
+        carry = self.initial_carry(obs.reset.shape)
+        variables = self.net.init({"params": k_params, "comm": k_comm}, carry, obs, ctx)
+        params = {"params": variables["params"]}
+        return params, {k: v for k, v in variables.items() if k != "params"}
 
-    def param_labels(self, params):
-        """Two groups, ``actor`` (with the log-std) and ``critic``, for ``algo.group_lr``."""
-        return {
-            "params": {
-                name: jax.tree.map(lambda _, g="critic" if name == "critic" else "actor": g, tree)
-                for name, tree in params["params"].items()
-            }
-        }
+    def param_groups(self, params):
+        """``actor`` (encoder, head, log-std), ``critic``, and ``comm`` (the channel's own)."""
+        return groups_by_module(params, {"critic": "critic", "channel": "comm"}, "actor")
 
     def _dist(self, params, out, obs: Observation) -> ActionDist:
         log_std = None if self.discrete else params["params"]["log_std"]
         return ActionDist(out, obs.action_mask, self.discrete, log_std)
 
-    def act(self, params, carry, obs: Observation, key, deterministic: bool = False):
-        carry, out, value = self.net.apply(params, carry, obs)
+    def act(self, params, method_state, carry, obs, key, ctx, deterministic=False) -> Acted:
+        k_comm, k_act = jax.random.split(key)
+        carry, out, value, extras, aux = self.net.apply(
+            {**params, **method_state}, carry, obs, ctx, rngs={"comm": k_comm}
+        )
         dist = self._dist(params, out, obs)
-        action = dist.mode() if deterministic else dist.sample(key)
-        return carry, action, dist.log_prob(action), value, {}
+        action = dist.mode() if deterministic else dist.sample(k_act)
+        return Acted(carry, action, dist.log_prob(action), value, extras, aux)
 
-    def value(self, params, carry, obs: Observation):
+    def value(self, params, method_state, carry, obs, key, ctx):
         _, critic_carry = carry
         no_reset = obs.replace(reset=jnp.zeros_like(obs.reset))
-        return self.net.apply(params, critic_carry, no_reset, method=ActorCriticNet.critic_value)[1]
+        variables = {**params, **method_state}
+        return self.net.apply(variables, critic_carry, no_reset, method="critic_value")[1]
 
-    def evaluate(self, params, carry0, obs: Observation, action):
+    def evaluate(self, params, method_state, carry0, obs, action, extras, key, ctx) -> Evaluated:
+        def apply(state, carry, obs, extras, key):
+            (carry, out, value, _, aux), state = self.net.apply(
+                {**params, **state},
+                carry,
+                obs,
+                ctx,
+                extras,
+                rngs={"comm": key},
+                mutable=["method_state"],
+            )
+            return state, carry, out, value, aux
+
         if self.recurrent:
 
-            def step(carry, x):
-                carry, out, value = self.net.apply(params, carry, x)
-                return carry, (out, value)
+            def step(c, x):
+                state, carry = c
+                state, carry, out, value, aux = apply(state, carry, *x)
+                return (state, carry), (out, value, aux)
 
-            _, (out, value) = jax.lax.scan(step, carry0, obs)
+            keys = jax.random.split(key, obs.reset.shape[0])
+            (method_state, _), (out, value, aux) = jax.lax.scan(
+                step, (method_state, carry0), (obs, extras, keys)
+            )
+            aux = jax.tree.map(lambda x: x.mean(0), aux)
         else:
             carry = jax.tree.map(lambda c: jnp.zeros((*obs.reset.shape, *c.shape[-2:])), carry0)
-            _, out, value = self.net.apply(params, carry, obs)
+            method_state, _, out, value, aux = apply(method_state, carry, obs, extras, key)
         dist = self._dist(params, out, obs)
-        return dist.log_prob(action), dist.entropy(), value, {}
+        return Evaluated(dist.log_prob(action), dist.entropy(), value, method_state, aux)

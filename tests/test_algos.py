@@ -1,11 +1,11 @@
-"""PPO pieces against hand computations."""
+"""The update rules against hand computations."""
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
 
-from marl.ppo import RunningStats, gae
+from marl.algos import RunningStats, gae
 
 
 def test_gae_with_termination_and_truncation():

@@ -1,12 +1,17 @@
-"""PPO pieces: running normalisation statistics, GAE with truncation bootstrap, the loss."""
+"""The update rules: running normalisation statistics, GAE with truncation bootstrap, and the
+actor-critic losses of ``algo.name`` (``ALGOS``: ``ppo``, ``a2c``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
-from marl.config import AlgoConfig
+from marl.config import AlgoConfig, AlgoName, ValueLoss
 
 Array = jax.Array
 
@@ -76,36 +81,63 @@ def masked_mean(x: Array, mask: Array) -> Array:
     return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def ppo_loss(
+def clipped_surrogate(cfg: AlgoConfig, log_prob, old_log_prob, advantage, mask):
+    """PPO's actor loss: the clipped probability-ratio surrogate."""
+    ratio = jnp.exp(log_prob - old_log_prob)
+    clipped = jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps)
+    loss = -masked_mean(jnp.minimum(ratio * advantage, clipped * advantage), mask)
+    return loss, {
+        "approx_kl": masked_mean((ratio - 1) - jnp.log(ratio), mask),
+        "clip_frac": masked_mean((jnp.abs(ratio - 1) > cfg.clip_eps).astype(jnp.float32), mask),
+    }
+
+
+def policy_gradient(cfg: AlgoConfig, log_prob, old_log_prob, advantage, mask):
+    """A2C's actor loss: -log pi(a) x advantage, no ratio."""
+    return -masked_mean(log_prob * advantage, mask), {}
+
+
+@dataclass(frozen=True)
+class Algo:
+    actor_loss: Callable[..., tuple[Array, dict[str, Array]]]
+    single_pass: bool  # one gradient step per rollout: update_epochs = num_minibatches = 1
+
+
+ALGOS: dict[str, Algo] = {
+    AlgoName.ppo: Algo(clipped_surrogate, single_pass=False),
+    AlgoName.a2c: Algo(policy_gradient, single_pass=True),
+}
+
+
+def actor_critic_loss(
     cfg: AlgoConfig,
-    log_prob: Array,  # [..., N] under the current parameters
+    ent_coef: Array,  # [] the entropy weight at this update
+    log_prob: Array,  # [..., K] under the current parameters
     old_log_prob: Array,
     advantage: Array,
     entropy: Array,
-    value: Array,  # [..., N] current critic
+    value: Array,  # [..., K] current critic
     old_value: Array,
     target: Array,
-    mask: Array,  # [..., N] float: agent acted (active)
+    mask: Array,  # [..., K] float: the unit acted (an active agent)
 ) -> tuple[Array, dict[str, Array]]:
-    """Clipped surrogate + (clipped) value loss - entropy bonus, averaged over active agents."""
+    """``algo.name``'s actor loss + (clipped) value loss - entropy bonus, over active units."""
     if cfg.normalize_advantages:
         mean = masked_mean(advantage, mask)
         std = jnp.sqrt(masked_mean((advantage - mean) ** 2, mask))
         advantage = (advantage - mean) / (std + 1e-8)
-    ratio = jnp.exp(log_prob - old_log_prob)
-    clipped = jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps)
-    actor_loss = -masked_mean(jnp.minimum(ratio * advantage, clipped * advantage), mask)
-    value_loss = (value - target) ** 2
+    actor_loss, metrics = ALGOS[cfg.name].actor_loss(cfg, log_prob, old_log_prob, advantage, mask)
+
+    def error(v):
+        if cfg.value_loss == ValueLoss.huber:
+            return optax.huber_loss(v, target, cfg.huber_delta)
+        return 0.5 * (v - target) ** 2
+
+    value_loss = error(value)
     if cfg.clip_value:
-        value_clipped = old_value + jnp.clip(value - old_value, -cfg.clip_eps, cfg.clip_eps)
-        value_loss = jnp.maximum(value_loss, (value_clipped - target) ** 2)
-    value_loss = 0.5 * masked_mean(value_loss, mask)
+        clipped = old_value + jnp.clip(value - old_value, -cfg.clip_eps, cfg.clip_eps)
+        value_loss = jnp.maximum(value_loss, error(clipped))
+    value_loss = masked_mean(value_loss, mask)
     ent = masked_mean(entropy, mask)
-    total = actor_loss + cfg.vf_coef * value_loss - cfg.ent_coef * ent
-    return total, {
-        "loss/actor": actor_loss,
-        "loss/value": value_loss,
-        "entropy": ent,
-        "approx_kl": masked_mean((ratio - 1) - jnp.log(ratio), mask),
-        "clip_frac": masked_mean((jnp.abs(ratio - 1) > cfg.clip_eps).astype(jnp.float32), mask),
-    }
+    total = actor_loss + cfg.vf_coef * value_loss - ent_coef * ent
+    return total, {"loss/actor": actor_loss, "loss/value": value_loss, "entropy": ent, **metrics}
