@@ -24,15 +24,30 @@ def dense(features: int, scale: float = np.sqrt(2)) -> nn.Dense:
     return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale))
 
 
+def rows(layer, x: jax.Array) -> jax.Array:
+    """``layer`` on the rows of ``x [..., D]`` as one 2-D product: XLA on the CPU runs dense
+    layers on 3-D inputs (``[B, N, D]``) up to 1.6x slower than on the same rows flattened."""
+    return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+
+
 class MLP(nn.Module):
+    """Dense layers. With ``agent_ids=N`` the input ``[..., 1, D]`` is shared by N agents and
+    the first layer adds a learned vector per agent (``[..., N, H]`` out): the same function
+    as appending a one-hot agent id to the input, with the shared part computed once."""
+
     hidden: Sequence[int]
     activation: Activation = Activation.tanh
+    agent_ids: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[Activation(self.activation)]
-        for size in self.hidden:
-            x = act(dense(size)(x))
+        for i, size in enumerate(self.hidden):
+            x = rows(dense(size), x)
+            if i == 0 and self.agent_ids:
+                init = nn.initializers.orthogonal(np.sqrt(2))
+                x = x + self.param("agent_ids", init, (self.agent_ids, size))
+            x = act(x)
         return x
 
 
@@ -43,8 +58,11 @@ class ResetGRU(nn.Module):
 
     @nn.compact
     def __call__(self, carry: jax.Array, x: jax.Array, reset: jax.Array):
+        lead = jnp.broadcast_shapes(carry.shape[:-1], x.shape[:-1], reset.shape)
         carry = jnp.where(reset[..., None], 0.0, carry)
-        return nn.GRUCell(self.size)(carry, x)
+        carry, x = (jnp.broadcast_to(a, (*lead, a.shape[-1])) for a in (carry, x))
+        carry, h = nn.GRUCell(self.size)(carry.reshape(-1, self.size), x.reshape(-1, x.shape[-1]))
+        return carry.reshape(*lead, -1), h.reshape(*lead, -1)
 
 
 class Torso(nn.Module):
@@ -56,10 +74,11 @@ class Torso(nn.Module):
     out_scale: float = 1.0
     activation: Activation = Activation.tanh
     gru_size: int = 0  # 0: feed-forward
+    agent_ids: int = 0  # see MLP
 
     @nn.compact
     def __call__(self, carry: jax.Array, x: jax.Array, reset: jax.Array):
-        h = MLP(self.hidden, self.activation)(x)
+        h = MLP(self.hidden, self.activation, self.agent_ids)(x)
         if self.gru_size:
             carry, h = ResetGRU(self.gru_size)(carry, h, reset)
-        return carry, dense(self.out_dim, self.out_scale)(h) if self.out_dim else h
+        return carry, rows(dense(self.out_dim, self.out_scale), h) if self.out_dim else h

@@ -8,7 +8,8 @@ The policy labels its parameters (``param_groups``) and says how its groups are 
     -> clip the groups clipped together by their joint norm (``algo.max_grad_norm``)
     -> per group: its own clip (if it has a norm of its own), Adam, its learning rate
 
-and a group that does not step keeps its parameters and Adam state bitwise unchanged. The
+and a group that does not step keeps its parameters and Adam state bitwise unchanged (groups
+that step at every epoch of the whole run skip the gating, at no cost). The
 update is told where training stands through ``ctx`` (a ``Context``):
 ``optimizer.update(grads, opt_state, params, ctx=ctx)``.
 """
@@ -67,6 +68,10 @@ def resolve_groups(labels: Any, defaults: dict[str, GroupConfig], algo: AlgoConf
     return specs
 
 
+def always_steps(spec: GroupConfig) -> bool:
+    return not spec.frozen and spec.epochs is None and (spec.start, spec.stop) == (0.0, 1.0)
+
+
 def steps_now(spec: GroupConfig, ctx) -> jax.Array:
     """[] bool: whether the group steps at ``ctx``'s epoch and point of training."""
     if spec.frozen:
@@ -117,22 +122,24 @@ def make_optimizer(
         own = spec.clip and spec.max_grad_norm is not None
         own_clip = [optax.clip_by_global_norm(spec.max_grad_norm)] if own else []
         lr = algo.lr if spec.lr is None else spec.lr
-        return _gated(
-            optax.chain(
-                *own_clip,
-                optax.scale_by_adam(eps=algo.adam_eps),
-                _learning_rate(lr, spec.schedule or algo.lr_schedule, num_updates),
-            ),
-            spec,
+        inner = optax.chain(
+            *own_clip,
+            optax.scale_by_adam(eps=algo.adam_eps),
+            _learning_rate(lr, spec.schedule or algo.lr_schedule, num_updates),
         )
+        return inner if always_steps(spec) else _gated(inner, spec)
 
     def clipped_together(params):
         return jax.tree.map(
             lambda g: specs[g].clip and specs[g].max_grad_norm is None, labels_fn(params)
         )
 
+    gated = {g: s for g, s in specs.items() if not always_steps(s)}
+    zero = {
+        g: _zero_unless_stepping(s) if g in gated else optax.identity() for g, s in specs.items()
+    }
     return optax.chain(
-        optax.partition({g: _zero_unless_stepping(s) for g, s in specs.items()}, labels_fn),
+        *([optax.partition(zero, labels_fn)] if gated else []),
         optax.masked(optax.clip_by_global_norm(algo.max_grad_norm), clipped_together),
         optax.partition({g: group(s) for g, s in specs.items()}, labels_fn),
     )

@@ -83,7 +83,11 @@ class ActorCriticNet(nn.Module):
         self.encoder = PerAgent({"hidden": tuple(c.actor_hidden), **torso}, self.num_agents, share)
         head = {"hidden": (), "out_dim": self.action_dim, "out_scale": 0.01}
         self.head = PerAgent(head, self.num_agents, share)
-        critic = {"hidden": tuple(c.critic_hidden), "out_dim": 1, **torso}
+        # A shared centralised critic sees one global state for all agents: its first layer
+        # runs once, and agent ids enter as a learned vector per agent (MLP.agent_ids).
+        self.fused_ids = self.centralised and share and c.agent_id and len(c.critic_hidden) > 0
+        ids = self.num_agents if self.fused_ids else 0
+        critic = {"hidden": tuple(c.critic_hidden), "out_dim": 1, "agent_ids": ids, **torso}
         self.critic = PerAgent(critic, self.num_agents, share)
         if not self.discrete:
             shape = (self.action_dim,) if share else (self.num_agents, self.action_dim)
@@ -96,13 +100,16 @@ class ActorCriticNet(nn.Module):
         return jnp.concatenate([x, ids], -1)
 
     def critic_value(self, carry, obs: Observation):
-        """``[..., N]`` values. A shared centralised critic without agent ids sees the same
-        input for every agent: it runs once and is broadcast."""
+        """``[..., N]`` values. A shared centralised critic runs once on the global state:
+        broadcast to all agents, or split per agent after its first layer (agent ids)."""
         n = self.num_agents
         if not self.centralised:
             carry, v = self.critic(carry, self._with_id(obs.obs), obs.reset)
             return carry, v[..., 0]
         state = obs.state[..., None, :]  # [..., 1, state_dim]
+        if self.fused_ids:
+            carry, v = self.critic(carry, state, obs.reset)
+            return carry, v[..., 0]
         if self.cfg.share_parameters and not self.cfg.agent_id:
             carry, v = self.critic(carry[..., :1, :], state, obs.reset)
             return jnp.broadcast_to(
