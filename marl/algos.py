@@ -130,7 +130,7 @@ def actor_critic_loss(
 
     def error(v):
         if cfg.value_loss == ValueLoss.huber:
-            return optax.huber_loss(v, target, cfg.huber_delta)
+            return optax.huber_loss(v, target, delta=cfg.huber_delta)
         return 0.5 * (v - target) ** 2
 
     value_loss = error(value)

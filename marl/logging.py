@@ -102,18 +102,16 @@ class Logger:
                 "update": self.update,
                 "env_steps": self.update * self.steps_per_update,
             }
+            means = {}
             for k, v in metrics.items():
                 seeds = np.asarray(v[i], np.float64)
-                record[k] = _jsonable(_nanmean(seeds))
+                means[k] = _nanmean(seeds)
+                record[k] = _jsonable(means[k])
                 record[f"{k}/seeds"] = _jsonable(seeds)
             self.metrics_file.write(json.dumps(record) + "\n")
             if self.wandb is not None:
-                self._wandb_log(
-                    {k: np.asarray(metrics[k][i], np.float64).mean(0) for k in metrics},
-                    {f"return/seed{j}": x for j, x in enumerate(record["return/seeds"])},
-                    step=record["env_steps"],
-                    images=i == n - 1,
-                )
+                per_seed = {f"return/seed{j}": x for j, x in enumerate(record["return/seeds"])}
+                self._wandb_log(means, per_seed, step=record["env_steps"], images=i == n - 1)
             self.last = record
         self.metrics_file.flush()
         rate = (
@@ -162,7 +160,8 @@ class Logger:
         logs = dict(extra)
         for k, v in values.items():
             if v.ndim == 0:
-                logs[k] = float(v)
+                if not np.isnan(v):  # NaN: no episode ended in the update
+                    logs[k] = float(v)
             elif v.ndim == 1:
                 logs[k] = wandb.Histogram(np_histogram=(np.nan_to_num(v), np.arange(len(v) + 1)))
             elif images:

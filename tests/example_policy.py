@@ -1,4 +1,4 @@
-"""A complete method in 40 lines (the README's "Adding a method"): agents broadcast noisy
+"""A complete method in 60 lines (the README's "Adding a method"): agents broadcast noisy
 messages. The noise drawn while acting is stored (``extras``) and replayed in ``evaluate``;
 a running message scale is method state; the speaker has its own parameter group."""
 

@@ -44,3 +44,39 @@ def test_running_stats_match_numpy_with_mask():
     np.testing.assert_allclose(stats.mean, x[mask].mean(0), rtol=1e-3)
     np.testing.assert_allclose(stats.var, x[mask].var(0), rtol=1e-3)
     np.testing.assert_allclose(stats.denormalize(stats.normalize(jnp.asarray(x))), x, atol=1e-5)
+
+
+def test_schedules_per_update():
+    from marl.config import Schedule, ScheduleKind
+    from marl.optim import scheduled
+
+    u = jnp.arange(5)
+    np.testing.assert_allclose(scheduled(Schedule(), 2.0, u, 4), 2.0)
+    linear = Schedule(ScheduleKind.linear, end=0.5)
+    np.testing.assert_allclose(scheduled(linear, 2.0, u, 4), 2.0 * (1 - 0.5 * u / 4))
+    exponential = Schedule(ScheduleKind.exponential, decay=0.9)
+    np.testing.assert_allclose(scheduled(exponential, 2.0, u, 4), 2.0 * 0.9 ** np.arange(5), rtol=1e-6)
+
+
+def test_huber_value_loss_and_a2c_actor_loss():
+    from marl.algos import actor_critic_loss
+    from marl.config import AlgoConfig
+
+    ones, zeros = jnp.ones(4), jnp.zeros(4)
+    value, target = jnp.array([0.0, 1.0, 5.0, -30.0]), zeros
+    cfg = AlgoConfig(
+        name="a2c",
+        value_loss="huber",
+        huber_delta=2.0,
+        clip_value=False,
+        normalize_advantages=False,
+        vf_coef=1.0,
+    )
+    log_prob, adv = jnp.log(jnp.array([0.5, 0.25, 0.5, 1.0])), jnp.array([1.0, -2.0, 0.0, 3.0])
+    total, m = actor_critic_loss(
+        cfg, 0.0, log_prob, log_prob, adv, zeros, value, value, target, ones
+    )
+    huber = np.where(np.abs(value) <= 2, 0.5 * value**2, 2 * (np.abs(value) - 1))
+    np.testing.assert_allclose(m["loss/value"], huber.mean(), rtol=1e-6)
+    np.testing.assert_allclose(m["loss/actor"], -(log_prob * adv).mean(), rtol=1e-6)
+    np.testing.assert_allclose(total, m["loss/actor"] + m["loss/value"], rtol=1e-6)
