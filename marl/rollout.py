@@ -66,9 +66,6 @@ class HostEnv:
     def step(self, key: Array, state, action: Array):
         return state, io_callback(lambda a: self.env.step(np.asarray(a)), self._spec, action)
 
-    def __getattr__(self, name: str):
-        return getattr(self.env, name)
-
 
 def batched(env, num_envs: int):
     """The batched training stack of a JAX environment, or the jit view of a host batch."""

@@ -93,6 +93,12 @@ def advantages(
     """GAE per role on its own reward (own or team mean) -> (advantages, targets, value_norm)."""
     adv, target, norms = {}, {}, {}
     for name, role in roles.items():
+        width = 1 if role.units == "team" else reward.shape[-1]
+        if value[name].shape[-1] != width:
+            raise ValueError(
+                f"role {name!r} ({role.units} units) needs values [..., {width}], "
+                f"got {value[name].shape}"
+            )
         vn = value_norm[name]
         real = vn.denormalize if algo.normalize_values else (lambda v: v)
         v, nv = real(value[name]), real(next_value[name])

@@ -55,7 +55,9 @@ def test_schedules_per_update():
     linear = Schedule(ScheduleKind.linear, end=0.5)
     np.testing.assert_allclose(scheduled(linear, 2.0, u, 4), 2.0 * (1 - 0.5 * u / 4))
     exponential = Schedule(ScheduleKind.exponential, decay=0.9)
-    np.testing.assert_allclose(scheduled(exponential, 2.0, u, 4), 2.0 * 0.9 ** np.arange(5), rtol=1e-6)
+    np.testing.assert_allclose(
+        scheduled(exponential, 2.0, u, 4), 2.0 * 0.9 ** np.arange(5), rtol=1e-6
+    )
 
 
 def test_huber_value_loss_and_a2c_actor_loss():

@@ -205,6 +205,27 @@ def test_two_roles_get_their_own_advantages():
     np.testing.assert_allclose(adv["messenger"][:, 0, 0], [team_d[0] + 0.25 * team_d[1], team_d[1]])
 
 
+def test_a_role_with_the_wrong_width_is_named():
+    from marl.algos import RunningStats
+
+    roles = {"messenger": Role(units="team", reward="team")}
+    value = {"messenger": jnp.zeros((2, 1, 3))}  # per agent, but declared a team unit
+    with pytest.raises(
+        ValueError, match=r"role 'messenger' \(team units\) needs values \[\.\.\., 1\]"
+    ):
+        advantages(
+            AlgoConfig(),
+            roles,
+            jnp.zeros((2, 1, 3)),
+            jnp.zeros((2, 1, 3), bool),
+            jnp.zeros((2, 1), bool),
+            jnp.ones((2, 1, 3), bool),
+            value,
+            value,
+            {"messenger": RunningStats.create(())},
+        )
+
+
 def test_a_second_role_trains_beside_the_agents(tiny):
     _, _, learner, state = build(tiny("team", "policy=team"))
     _, metrics = jax.jit(jax.vmap(learner.update))(state)
