@@ -9,7 +9,7 @@ import pytest
 
 import envs
 from envs.wrappers import AutoReset, EpisodeStats, VecEnv, vectorize
-from tests.env_cases import CASES, IDS
+from tests.env_cases import CASES, IDS, SLOW_VARIANTS
 
 
 def random_actions(env, key, batch=()):
@@ -35,7 +35,7 @@ def rollout(env, key, steps, num_envs):
     return jax.lax.scan(body, (state,), jax.random.split(k_steps, steps))[1]
 
 
-@pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
+@pytest.mark.parametrize(("name", "options"), SLOW_VARIANTS)
 def test_jit_vmap_and_determinism(name, options):
     env = envs.make(name, **options)
     run = jax.jit(lambda k: rollout(env, k, 60, 4))

@@ -33,15 +33,17 @@ from tests.conftest import TINY, compose_config
 # --- 1 + 2: keys, context, stored extras: the PPO ratio is 1 at the first minibatch ----------
 
 POLICIES = {
-    "ippo": ["policy=ippo"],
-    "mappo": ["policy=mappo"],
-    "mappo-gru": ["policy.recurrent=true"],
-    "mappo-continuous": ["+env.options.continuous_actions=true"],
     "ippo-unshared": ["policy=ippo", "policy.share_parameters=false"],
-    "random-messages-gru": ["comm.name=random", "policy.recurrent=true"],
+    "mappo": ["policy=mappo"],
+    "mappo-gru-normalised": [
+        "policy.recurrent=true",
+        "algo.normalize_obs=true",
+        "algo.normalize_values=true",
+    ],
+    "mappo-continuous": ["+env.options.continuous_actions=true"],
     "probe": ["comm.name=probe"],
     "noisy": ["policy=noisy"],
-    "team": ["policy=team"],
+    "team": ["policy=team"],  # random messages (extras) and a second role
 }
 
 
@@ -282,11 +284,17 @@ def test_a_policy_has_its_own_config_schema(tiny):
 
 
 def test_context_matrix_metrics_and_statistics_reach_jsonl_and_wandb(tiny):
-    """The probe channel reports the context it was given (``act`` and ``evaluate``), an
-    N x N matrix, and evaluation statistics."""
+    """A run with an offline W&B run. The probe channel reports the context it was given
+    (``act`` and ``evaluate``), an N x N matrix, and evaluation statistics."""
     run = train(
         tiny("probe", "comm.name=probe", "algo.update_epochs=3", "logger.wandb.mode=offline")
     )
+    assert [r["update"] for r in records(run)] == [1, 2, 3, 4]
+    assert {"return", "loss/actor", "loss/value", "entropy", "occupied_landmarks"} <= set(
+        records(run)[-1]
+    )
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] == 128 and summary["eval"]["deterministic"]["return"]
     for r in records(run):
         u = r["update"] - 1  # updates done before this one
         assert r["rollout/ctx/update"] == u and r["ctx/update"] == u
@@ -296,7 +304,9 @@ def test_context_matrix_metrics_and_statistics_reach_jsonl_and_wandb(tiny):
     last = records(run)[-1]
     assert np.shape(last["mix"]) == (3, 3) and np.shape(last["mix/seeds"]) == (1, 3, 3)
     assert np.shape(last["rollout/mix"]) == (3, 3)
-    media = next((run / "wandb").glob("offline-run-*/files/media/images"))
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("run-*.wandb"))
+    media = offline[0] / "files" / "media" / "images"
     images = {str(p.relative_to(media)).rsplit("_", 2)[0] for p in media.rglob("*.png")}
     assert images == {"mix", "rollout/mix"}  # heatmaps of the matrix metrics
     evals = [json.loads(line) for line in (run / "eval" / "history.jsonl").read_text().splitlines()]

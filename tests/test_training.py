@@ -139,19 +139,6 @@ def test_bad_names_are_reported_with_what_exists(tiny, override, message):
         train(tiny("bad", override))
 
 
-def test_offline_wandb_run_and_metrics(tiny):
-    run = train(tiny("wandb", "logger.wandb.mode=offline"))
-    offline = list((run / "wandb").glob("offline-run-*"))
-    assert len(offline) == 1 and list(offline[0].glob("run-*.wandb"))
-    records = metrics(run)
-    assert [r["update"] for r in records] == [1, 2, 3, 4]
-    assert {"return", "loss/actor", "loss/value", "entropy", "occupied_landmarks"} <= set(
-        records[-1]
-    )
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["env_steps"] == 128 and summary["eval"]["deterministic"]["return"]
-
-
 def test_evaluate_script_writes_table_and_gif(tiny, capsys):
     run = train(tiny("eval", "num_seeds=2"))
     evaluate_main([f"run={run}", "episodes=6", "gif_episodes=1"])
@@ -164,10 +151,12 @@ def test_evaluate_script_writes_table_and_gif(tiny, capsys):
 
 
 def test_recurrent_continuous_mappo_runs(tiny):
+    """Recurrent policy with a channel (stored messages) through training and evaluation."""
     run = train(
         tiny(
             "gru",
             "policy.recurrent=true",
+            "comm.name=random",
             "+env.options.continuous_actions=true",
             "algo.normalize_obs=true",
             "algo.normalize_values=true",
@@ -208,10 +197,11 @@ def test_cable_hover_experiment_trains_and_evaluates_under_other_conditions(tiny
     records = metrics(run)
     assert all(np.isfinite(r["loss/total"]) for r in records)
     assert "success" in json.loads((run / "summary.json").read_text())["eval"]["deterministic"]
+    # GIFs are tested on mpe/spread (test_evaluate_script...); the cable renderer has its own.
     evaluate_main(
-        [f"run={run}", "episodes=2", "gif_episodes=1", "env_options.disturbance=0.15", "tag=push"]
+        [f"run={run}", "episodes=2", "gif_episodes=0", "env_options.disturbance=0.15", "tag=push"]
     )
     result = json.loads((run / "eval" / "push.json").read_text())
-    assert result["env_options"]["disturbance"] == 0.15 and Path(result["gif"]).exists()
+    assert result["env_options"]["disturbance"] == 0.15 and "success" in result["deterministic"]
     with pytest.raises(ValueError, match="unknown option"):
         evaluate_main([f"run={run}", "episodes=2", "env_options.wind=1.0"])
