@@ -39,6 +39,14 @@ class EnvConfig:
     name: str = "mpe/spread"  # a registered JAX env, or "pettingzoo:<module>" (host side)
     options: dict[str, Any] = field(default_factory=dict)  # keyword options of the env
     num_envs: int = 16
+    # Every training episode starts from the same state, one per seed (the HAMMER reference's
+    # ``reset(seed)`` before each episode); evaluation episodes still start at random.
+    fixed_start: bool = False
+    # Agents see only their first ``observe_first`` observation values (the rest zeroed):
+    # all agents (HAMMER's partial observation), or those in ``observe_first_agents``
+    # (its heterogeneity ablation: one agent).
+    observe_first: int | None = None
+    observe_first_agents: list[int] | None = None
 
 
 class AlgoName(StrEnum):
@@ -49,6 +57,13 @@ class AlgoName(StrEnum):
 class ValueLoss(StrEnum):
     mse = "mse"
     huber = "huber"
+
+
+class Returns(StrEnum):
+    gae = "gae"  # GAE(lambda), bootstrapped at truncations and at the rollout's end
+    # The HAMMER reference's: discounted Monte-Carlo returns up to each episode's end (or the
+    # rollout's end; no bootstrap), normalised per unit over the batch; advantage = return - V.
+    mc_normalised = "mc_normalised"
 
 
 class ScheduleKind(StrEnum):
@@ -96,6 +111,7 @@ class AlgoConfig:
     max_grad_norm: float = 0.5
     gamma: float = 0.99
     gae_lambda: float = 0.95
+    returns: Returns = Returns.gae
     clip_eps: float = 0.2
     clip_value: bool = True
     vf_coef: float = 0.5

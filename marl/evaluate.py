@@ -23,6 +23,7 @@ from flax import struct
 from envs.core import TimeStep
 from envs.wrappers import EpisodeStats, VecEnv
 from marl.config import Config
+from marl.logging import jsonable
 from marl.policies import ActorCritic, Context, Observation
 from marl.rollout import Runner, batched, episode_info, is_host, make_env, policy_env_step
 
@@ -38,6 +39,7 @@ class Episodes:
     obs: Observation  # raw input before the step
     action: Any
     extras: Any  # what ``act`` returned to be stored
+    aux: dict  # ``act``'s step metrics
     info: dict  # the step's task metrics and episode statistics
     valid: jax.Array  # [T, E] bool
     env_state: Any = None  # for GIFs: the environment state after the step
@@ -97,7 +99,11 @@ def run_episodes(
         )
         states = nxt.env_state if record_states else None
         info = episode_info(ts)
-        return nxt, ts, Episodes(runner.obs, acted.action, acted.extras, info, ~finished, states)
+        return (
+            nxt,
+            ts,
+            Episodes(runner.obs, acted.action, acted.extras, acted.aux, info, ~finished, states),
+        )
 
     def body(carry):
         t, runner, stats, finished, buffer = carry
@@ -164,9 +170,7 @@ class Evaluator:
             results[mode]["per_seed_return"] = np.asarray(stats["return"]).mean(-1).tolist()
             if episodes is not None:
                 numbers = self.policy.statistics(episodes)
-                results[mode]["statistics"] = {
-                    k: np.asarray(v).tolist() for k, v in numbers.items()
-                }
+                results[mode]["statistics"] = {k: jsonable(v) for k, v in numbers.items()}
         if gif and not self.host and self.cfg.eval.gif_episodes > 0:
             results["gif"] = str(self.gif(*jax.tree.map(lambda x: x[:1], args), tag))
         return results

@@ -106,8 +106,8 @@ class Logger:
             for k, v in metrics.items():
                 seeds = np.asarray(v[i], np.float64)
                 means[k] = _nanmean(seeds)
-                record[k] = _jsonable(means[k])
-                record[f"{k}/seeds"] = _jsonable(seeds)
+                record[k] = jsonable(means[k])
+                record[f"{k}/seeds"] = jsonable(seeds)
             self.metrics_file.write(json.dumps(record) + "\n")
             if self.wandb is not None:
                 per_seed = {f"return/seed{j}": x for j, x in enumerate(record["return/seeds"])}
@@ -144,7 +144,9 @@ class Logger:
             for m in ("deterministic", "stochastic"):
                 for k, v in results[m].items():
                     if k == "statistics":
-                        values.update({f"eval/{m}/{s}": np.asarray(x) for s, x in v.items()})
+                        values.update(
+                            {f"eval/{m}/{s}": np.asarray(x, np.float64) for s, x in v.items()}
+                        )
                     elif k != "per_seed_return":
                         values[f"eval/{m}/{k}"] = np.asarray(v[0])
             if "gif" in results:
@@ -191,12 +193,12 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
     return np.where(count > 0, np.nansum(x, 0) / np.maximum(count, 1), np.nan)
 
 
-def _jsonable(x: np.ndarray) -> Any:
+def jsonable(x: np.ndarray) -> Any:
     """Numbers or nested lists for JSON, NaN as null."""
     x = np.asarray(x, np.float64)
     if x.ndim == 0:
         return None if np.isnan(x) else float(x)
-    return [_jsonable(v) for v in x]
+    return [jsonable(v) for v in x]
 
 
 def heatmap(matrix: np.ndarray, title: str) -> np.ndarray:

@@ -20,7 +20,7 @@ from flax import struct
 from jax.experimental import io_callback
 
 import envs
-from envs.wrappers import PettingZooVecEnv, from_pettingzoo, vectorize
+from envs.wrappers import ObservationMask, PettingZooVecEnv, from_pettingzoo, vectorize
 from marl.algos import RunningStats
 from marl.config import Config
 from marl.policies import Acted, ActorCritic, Context, Observation
@@ -32,9 +32,16 @@ HOST_PREFIX = "pettingzoo:"
 def make_env(cfg: Config, num_envs: int | None = None):
     """The configured JAX environment, or for ``env.name="pettingzoo:<module>"`` a batch of
     ``num_envs`` (default ``env.num_envs``) host environments from ``<module>.parallel_env``."""
-    name = cfg.env.name
+    name, e = cfg.env.name, cfg.env
     if not name.startswith(HOST_PREFIX):
-        return envs.make(name, **cfg.env.options)
+        env = envs.make(name, **e.options)
+        if e.observe_first is None:
+            return env
+        return ObservationMask(env, e.observe_first, e.observe_first_agents)
+    if e.observe_first is not None or e.fixed_start:
+        raise ValueError(
+            "env.observe_first and env.fixed_start are for JAX environments, not " + name
+        )
     module = name[len(HOST_PREFIX) :]
     try:
         parallel_env = importlib.import_module(module).parallel_env
@@ -67,10 +74,10 @@ class HostEnv:
         return state, io_callback(lambda a: self.env.step(np.asarray(a)), self._spec, action)
 
 
-def batched(env, num_envs: int):
+def batched(env, num_envs: int, fixed_start: bool = False):
     """The batched training stack of a JAX environment, or the jit view of a host batch."""
     if not is_host(env):
-        return vectorize(env, num_envs)
+        return vectorize(env, num_envs, fixed_start)
     if env.num_envs != num_envs:
         raise ValueError(f"the host environment has {env.num_envs} copies, not {num_envs}")
     return HostEnv(env)

@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from marl import checkpoint, evaluate
 from marl.algos import ALGOS, RunningStats, actor_critic_loss, gae
-from marl.config import AlgoConfig, Config, load_run_config, to_yaml
+from marl.config import AlgoConfig, Config, Returns, load_run_config, to_yaml
 from marl.logging import Logger
 from marl.optim import check_schedule, make_optimizer, resolve_groups, scheduled
 from marl.policies import ActorCritic, Context, Observation, Role, make_policy
@@ -90,7 +90,8 @@ def advantages(
     next_value: dict,
     value_norm: dict[str, RunningStats],
 ) -> tuple[dict, dict, dict]:
-    """GAE per role on its own reward (own or team mean) -> (advantages, targets, value_norm)."""
+    """Per role, on its own reward (own or team mean): GAE, or the normalised Monte-Carlo
+    returns of ``algo.returns=mc_normalised`` -> (advantages, targets, value_norm)."""
     adv, target, norms = {}, {}, {}
     for name, role in roles.items():
         width = 1 if role.units == "team" else reward.shape[-1]
@@ -106,7 +107,18 @@ def advantages(
         term = terminal if role.units == "agents" else terminal.all(-1, keepdims=True)
         term = jnp.broadcast_to(term, v.shape).astype(jnp.float32)
         cut = jnp.maximum(term, done[..., None].astype(jnp.float32))
-        a, t = gae(jnp.broadcast_to(r, v.shape), v, nv, term, cut, algo.gamma, algo.gae_lambda)
+        r = jnp.broadcast_to(r, v.shape)
+        if algo.returns == Returns.mc_normalised:
+            zero = jnp.zeros_like(v)
+            g = gae(r, zero, zero, term, cut, algo.gamma, 1.0)[0]  # [T, B, K] returns
+            mask = unit_mask(role, active)
+            count = jnp.maximum(mask.sum((0, 1)), 1.0)  # [K]
+            mean = (mask * g).sum((0, 1)) / count
+            std = jnp.sqrt((mask * (g - mean) ** 2).sum((0, 1)) / count)
+            t = (g - mean) / (std + 1e-5)
+            a = t - v
+        else:
+            a, t = gae(r, v, nv, term, cut, algo.gamma, algo.gae_lambda)
         if algo.normalize_values:
             vn = vn.update(t, unit_mask(role, active))
             t = vn.normalize(t)
@@ -121,7 +133,7 @@ class Learner:
         a, self.algo, self.policy = cfg.algo, cfg.algo, policy
         self.num_envs = cfg.env.num_envs
         self.host = is_host(env)
-        self.venv = batched(env, self.num_envs)
+        self.venv = batched(env, self.num_envs, cfg.env.fixed_start)
         self.steps_per_update = a.num_steps * self.num_envs
         self.num_updates = num_updates(cfg)
         if ALGOS[a.name].single_pass and (a.update_epochs, a.num_minibatches) != (1, 1):
@@ -134,6 +146,11 @@ class Learner:
             what = "env.num_envs" if policy.recurrent else "algo.num_steps x env.num_envs"
             raise ValueError(
                 f"{what} = {units} is not divisible by algo.num_minibatches={a.num_minibatches}"
+            )
+        if a.returns == Returns.mc_normalised and a.normalize_values:
+            raise ValueError(
+                "algo.returns=mc_normalised normalises the returns itself: "
+                "set algo.normalize_values=false"
             )
         check_schedule(a.lr_schedule, "algo.lr_schedule")
         check_schedule(a.ent_schedule, "algo.ent_schedule")

@@ -44,6 +44,8 @@ POLICIES = {
     "probe": ["comm.name=probe"],
     "noisy": ["policy=noisy"],
     "team": ["policy=team"],  # random messages (extras) and a second role
+    "hammer-v1": ["policy=hammer", "comm=messenger", "comm.mode=rl"],  # sampled messages
+    "hammer-v3": ["policy=hammer", "comm=messenger", "comm.mode=dru"],  # stored DRU noise
 }
 
 

@@ -1,14 +1,17 @@
-"""Wrappers: auto-reset, episode statistics, batching, and PettingZoo adapters both ways."""
+"""Wrappers: auto-reset, episode statistics, batching, observation ablations, and PettingZoo
+adapters both ways."""
 
 from envs.wrappers.base import Wrapper
 from envs.wrappers.episodes import AutoReset, EpisodeStats
 from envs.wrappers.from_pettingzoo import PettingZooVecEnv, from_pettingzoo
+from envs.wrappers.observe import ObservationMask
 from envs.wrappers.to_pettingzoo import PettingZooEnv, to_pettingzoo
 from envs.wrappers.vector import VecEnv, vectorize
 
 __all__ = [
     "AutoReset",
     "EpisodeStats",
+    "ObservationMask",
     "PettingZooEnv",
     "PettingZooVecEnv",
     "VecEnv",

@@ -16,6 +16,12 @@ def _select(done: Array, if_done: Any, otherwise: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(done, a, b), if_done, otherwise)
 
 
+@struct.dataclass
+class FixedStartState:
+    env_state: Any
+    start_key: Array  # the key of the first reset, used for every later one
+
+
 class AutoReset(Wrapper):
     """Resets inside ``step`` when an episode ends.
 
@@ -23,14 +29,25 @@ class AutoReset(Wrapper):
     ``reward``, ``terminated``, ``truncated`` and ``info`` belong to the step that ended the
     old one. ``info["final_obs"]`` / ``info["final_state"]`` keep that step's observation
     and global state, so a truncated episode can bootstrap from their value.
+
+    ``fixed_start``: every episode restarts from the first reset's key, i.e. from the same
+    initial state (the HAMMER reference's ``reset(seed)`` before every episode).
     """
+
+    def __init__(self, env, fixed_start: bool = False):
+        super().__init__(env)
+        self.fixed_start = fixed_start
 
     def reset(self, key: Array) -> tuple[Any, TimeStep]:
         state, ts = self.env.reset(key)
+        if self.fixed_start:
+            state = FixedStartState(state, key)
         return state, _with_final(ts, ts)
 
     def step(self, key: Array, state: Any, actions: Array) -> tuple[Any, TimeStep]:
         key_step, key_reset = jax.random.split(key)
+        if self.fixed_start:
+            state, key_reset = state.env_state, state.start_key
         state_step, ts_step = self.env.step(key_step, state, actions)
         state_reset, ts_reset = self.env.reset(key_reset)
         done = ts_step.done
@@ -40,9 +57,13 @@ class AutoReset(Wrapper):
             truncated=ts_step.truncated,
             info=ts_step.info,
         )
-        return _select(done, state_reset, state_step), _with_final(
-            _select(done, start, ts_step), ts_step
-        )
+        state = _select(done, state_reset, state_step)
+        if self.fixed_start:
+            state = FixedStartState(state, key_reset)
+        return state, _with_final(_select(done, start, ts_step), ts_step)
+
+    def render(self, state: Any):
+        return self.env.render(state.env_state if self.fixed_start else state)
 
 
 def _with_final(ts: TimeStep, final: TimeStep) -> TimeStep:

@@ -9,6 +9,7 @@ import flax.linen as nn
 
 from envs.core import AgentSpaces
 from marl.comm.base import NoChannel
+from marl.comm.messenger import MessengerConfig, make_messenger
 from marl.config import CommConfig
 
 
@@ -18,7 +19,10 @@ class ChannelEntry:
     make: Callable[[CommConfig, AgentSpaces], nn.Module]
 
 
-CHANNELS: dict[str, ChannelEntry] = {"none": ChannelEntry(CommConfig, lambda cfg, env: NoChannel())}
+CHANNELS: dict[str, ChannelEntry] = {
+    "none": ChannelEntry(CommConfig, lambda cfg, env: NoChannel()),
+    "messenger": ChannelEntry(MessengerConfig, make_messenger),
+}
 
 
 def register_channel(name: str, config: type, make: Callable[..., nn.Module]) -> None:
