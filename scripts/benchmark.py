@@ -3,6 +3,7 @@
     python scripts/benchmark.py envs                      # our mpe/spread vs JaxMARL vs mpe2
     python scripts/benchmark.py envs --batch 1 1024 --json out.json
     python scripts/benchmark.py cable                     # cable_load/hover env and MAPPO training
+    python scripts/benchmark.py hammer [--multiwalker]    # HAMMER v2 and IL vs the reference code
 
 One env-step is all agents acting once in one environment. JAX rollouts are ``jit`` +
 ``lax.scan`` over random actions with auto-reset, compile time excluded, best of
@@ -19,6 +20,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -201,7 +203,12 @@ def learner(overrides: list[str]):
 
 def ours_ippo(total_timesteps: int, seeds: int, policy: str = "ippo"):
     """Our PPO with the same hyperparameters, all updates in one jitted scan."""
-    ppo = learner([f"policy={policy}", f"algo.total_timesteps={total_timesteps}"])
+    return ours_training([f"policy={policy}"], total_timesteps, seeds)
+
+
+def ours_training(overrides: list[str], total_timesteps: int, seeds: int):
+    """A whole training run of ``overrides`` for ``seeds`` seeds as ``(train_fn, keys)``."""
+    ppo = learner([*overrides, f"algo.total_timesteps={total_timesteps}"])
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
 
     def run(keys):
@@ -212,10 +219,27 @@ def ours_ippo(total_timesteps: int, seeds: int, policy: str = "ippo"):
     return jax.jit(run), keys
 
 
+def interleaved(systems: dict[str, Callable], steps: int, repeats: int) -> list[dict]:
+    """All systems compiled first, then timed in turn ``repeats`` times (best of each): a
+    slow spell of a shared machine hits every system alike. -> ``[{system, env_steps_per_s}]``"""
+    compiled = {}
+    for name, make in systems.items():
+        fn, keys = make()
+        compiled[name] = (fn.lower(keys).compile(), keys)
+    best = dict.fromkeys(compiled, float("inf"))
+    for _ in range(repeats):
+        for name, (fn, keys) in compiled.items():
+            best[name] = min(best[name], time_best(lambda f=fn, k=keys: f(k), 1))
+    return [{"system": name, "env_steps_per_s": steps / t} for name, t in best.items()]
+
+
+def print_rows(rows: list[dict], base: float | None, against: str) -> None:
+    for r in rows:
+        ratio = f"{r['env_steps_per_s'] / base:8.2f}x {against}" if base else ""
+        print(f"  {r['system']:<22} {r['env_steps_per_s']:>12,.0f} env-steps/s  {ratio}")
+
+
 def bench_train(args: argparse.Namespace) -> dict:
-    """All systems compiled first, then timed in turn ``--repeats`` times (best of each): a
-    slow spell of a shared machine hits every system alike."""
-    steps = args.total_timesteps * args.seeds
     systems = {
         "ours IPPO": lambda: ours_ippo(args.total_timesteps, args.seeds),
         "ours MAPPO": lambda: ours_ippo(args.total_timesteps, args.seeds, "mappo"),
@@ -224,23 +248,57 @@ def bench_train(args: argparse.Namespace) -> dict:
     if not args.jaxmarl:
         print("  (skipped JaxMARL: give --jaxmarl PATH of a JaxMARL checkout)")
         del systems["JaxMARL IPPO"]
-    compiled = {}
-    for name, make in systems.items():
-        fn, keys = make()
-        compiled[name] = (fn.lower(keys).compile(), keys)
-    best = dict.fromkeys(compiled, float("inf"))
-    for _ in range(args.repeats):
-        for name, (fn, keys) in compiled.items():
-            best[name] = min(best[name], time_best(lambda f=fn, k=keys: f(k), 1))
-    rows = [{"system": name, "env_steps_per_s": steps / t} for name, t in best.items()]
+    rows = interleaved(systems, args.total_timesteps * args.seeds, args.repeats)
     base = next((r["env_steps_per_s"] for r in rows if r["system"].startswith("JaxMARL")), None)
-    for r in rows:
-        ratio = f"{r['env_steps_per_s'] / base:5.2f}x JaxMARL" if base else ""
-        print(f"  {r['system']:<14} {r['env_steps_per_s']:>12,.0f} env-steps/s  {ratio}")
+    print_rows(rows, base, "JaxMARL")
     return {
         "task": f"PPO-FF on mpe/spread, JaxMARL's IPPO MPE hyperparameters, {args.total_timesteps:,} "
         f"env-steps x {args.seeds} seed(s), compile excluded, best of {args.repeats} interleaved",
         "rows": rows,
+    }
+
+
+# The HAMMER reference code on this project's 2-core machine (../shared/research/hammer.md):
+# HAMMER v2 on cooperative navigation with N = 3, and on multiwalker (3 walkers).
+REFERENCE_HAMMER = {"mpe/spread": 433, "multiwalker": 279}
+HAMMER_METHODS = {
+    "IL": ["policy=hammer", "comm=none"],
+    "HAMMER v2": ["policy=hammer", "comm=messenger", "comm.mode=learned"],
+}
+
+
+def bench_hammer(args: argparse.Namespace) -> dict:
+    """HAMMER v2 and IL training with the reference's PPO settings (algo=hammer_reference:
+    32 episodes per update, 8 full-batch epochs), on mpe/spread and, with ``--multiwalker``,
+    on PettingZoo's multiwalker (stepped on the host)."""
+    settings = {"mpe/spread": ["algo=hammer_reference", "env.num_envs=32"]}
+    if args.multiwalker:
+        settings["multiwalker"] = [
+            "env=multiwalker_hammer",
+            "algo=hammer_reference",
+            "algo.num_steps=500",
+            f"env.num_envs={args.multiwalker_envs}",
+            "algo.update_epochs=80",
+        ]
+    out = {}
+    for env, base in settings.items():
+        host = env == "multiwalker"  # PettingZoo environments step one seed at a time
+        steps = args.multiwalker_steps if host else args.total_timesteps
+        rows = []
+        for seeds in [1] if host else args.seeds:
+            group = {
+                f"{name}, {seeds} seed(s)": partial(ours_training, [*method, *base], steps, seeds)
+                for name, method in HAMMER_METHODS.items()
+            }
+            rows += interleaved(group, steps * seeds, args.repeats)
+        print(f" {env}:")
+        print_rows(rows, REFERENCE_HAMMER[env], "the reference")
+        out[env] = {"rows": rows, "reference_env_steps_per_s": REFERENCE_HAMMER[env]}
+    return {
+        "task": f"HAMMER v2 and IL training, algo=hammer_reference, {args.total_timesteps:,} "
+        f"env-steps per seed on mpe/spread (N = 3), compile excluded, best of "
+        f"{args.repeats} interleaved",
+        **out,
     }
 
 
@@ -313,6 +371,14 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("hammer", help="HAMMER v2 and IL training vs the reference code")
+    p.add_argument("--total-timesteps", type=int, default=400_000)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 5])
+    p.add_argument("--multiwalker", action="store_true", help="also on PettingZoo multiwalker")
+    p.add_argument("--multiwalker-envs", type=int, default=4)
+    p.add_argument("--multiwalker-steps", type=int, default=20_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", help="also write the results here")
     p = sub.add_parser("cable", help="cable-suspended load: env-steps/s and MAPPO training")
     p.add_argument("--env", default="cable_load/hover")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 1024, 4096])
@@ -333,7 +399,8 @@ def main() -> None:
         "env-steps/s (one step = all agents act once in one env); compile excluded, best of "
         f"{args.repeats}"
     )
-    bench = {"envs": bench_envs, "train": bench_train, "cable": bench_cable}[args.what]
+    bench = {"envs": bench_envs, "train": bench_train, "hammer": bench_hammer, "cable": bench_cable}
+    bench = bench[args.what]
     results = {"machine": machine, "jax": jax.__version__, **bench(args)}
     if args.json:
         with open(args.json, "w") as f:

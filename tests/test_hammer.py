@@ -128,7 +128,7 @@ def test_the_messenger_is_also_a_channel_of_the_mlp_policies(tiny):
         learner.ctx(0),
     )
     assert acted.aux["message"].shape == (4, 3, 1)  # [B, N, meslen]
-    with pytest.raises(ValueError, match="comm.mode=rl makes the messenger a learner"):
+    with pytest.raises(ValueError, match=r"comm.mode=rl \(a learner\) and comm.sees_actions need"):
         build(tiny("mappo-rl", "policy=mappo", "comm=messenger", "comm.mode=rl"))
 
 
@@ -188,3 +188,15 @@ def test_observation_mask_keeps_the_first_values_of_the_chosen_agents():
     np.testing.assert_array_equal(one.state, full.state)
     with pytest.raises(ValueError, match=r"agents in \[0, 3\)"):
         ObservationMask(env, 10, [3])
+
+
+def test_the_messenger_sees_the_previous_actions_from_the_carry(tiny):
+    policy, learner, state = one_seed(tiny("actions", *HAMMER, "comm.sees_actions=true"))
+    obs, ctx = state.runner.obs, learner.ctx(0)
+    first = policy.act(state.params, {}, state.runner.carry, obs, jax.random.PRNGKey(0), ctx)
+    going = obs.replace(reset=jnp.zeros_like(obs.reset))
+    second = policy.act(state.params, {}, first.carry, going, jax.random.PRNGKey(1), ctx)
+    np.testing.assert_array_equal(second.extras["previous"], jax.nn.one_hot(first.action, 5))
+    start = obs.replace(reset=jnp.ones_like(obs.reset))
+    restarted = policy.act(state.params, {}, first.carry, start, jax.random.PRNGKey(1), ctx)
+    assert not restarted.extras["previous"].any()  # an episode's first step: no previous action

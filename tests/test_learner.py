@@ -46,6 +46,8 @@ POLICIES = {
     "team": ["policy=team"],  # random messages (extras) and a second role
     "hammer-v1": ["policy=hammer", "comm=messenger", "comm.mode=rl"],  # sampled messages
     "hammer-v3": ["policy=hammer", "comm=messenger", "comm.mode=dru"],  # stored DRU noise
+    # the previous actions the messenger saw, kept in the carry and stored
+    "hammer-actions": ["policy=hammer", "comm=messenger", "comm.sees_actions=true"],
 }
 
 

@@ -55,6 +55,9 @@ class MessengerConfig(CommConfig):
     dru_sigma: float = 2.0  # dru: std of the training noise
     message_std: float = 0.5  # rl: the Gaussian's std (its initial value if learn_std)
     learn_std: bool = False  # rl
+    # policy=hammer: the messenger also sees every agent's previous action (the reference's
+    # input on multiwalker)
+    sees_actions: bool = False
 
 
 class Learner(NamedTuple):
@@ -78,8 +81,9 @@ class Messenger(nn.Module):
 
     @nn.compact
     def send(self, x: jax.Array, ctx, extras=None, deterministic: bool = False) -> Sent:
-        """Messages for every agent from all agents' inputs ``x [..., N, D]``; ``extras`` is
-        ``None`` while acting and what was stored at update time."""
+        """Messages for every agent from all agents' inputs ``x [..., N, D]`` (the ``hammer``
+        policy appends previous actions if ``sees_actions``); ``extras`` is ``None`` while
+        acting and what was stored at update time."""
         c, n = self.cfg, self.num_agents
         shape = (*x.shape[:-2], n, c.meslen)
         acting = extras is None
@@ -117,8 +121,8 @@ class Messenger(nn.Module):
 
     def __call__(self, h: jax.Array, obs, ctx, extras=None):
         """As a channel of the MLP networks: every agent's features plus its message."""
-        if self.cfg.mode == MessengerMode.rl:
-            raise ValueError("comm.mode=rl makes the messenger a learner: use policy=hammer")
+        if self.cfg.mode == MessengerMode.rl or self.cfg.sees_actions:
+            raise ValueError("comm.mode=rl (a learner) and comm.sees_actions need policy=hammer")
         sent = self.send(h, ctx, extras)
         return jnp.concatenate([h, sent.message], -1), sent.extras, sent.aux
 

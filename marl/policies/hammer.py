@@ -62,13 +62,15 @@ class HammerNet(nn.Module):
     discrete: bool
 
     @nn.compact
-    def __call__(self, obs: Observation, ctx: Context, extras=None, deterministic=False):
+    def __call__(self, obs: Observation, ctx, extras=None, deterministic=False, previous=None):
+        """``previous [..., N, A]``: the agents' previous actions, if the messenger sees them."""
         c, n = self.cfg, self.num_agents
         x = obs.obs  # [..., N, D]
         if c.agent_id:
             x = jnp.concatenate([x, jnp.broadcast_to(jnp.eye(n), (*x.shape[:-1], n))], -1)
         if isinstance(self.messenger, Messenger):
-            message, extras, aux, learner = self.messenger.send(x, ctx, extras, deterministic)
+            seen = x if previous is None else jnp.concatenate([x, previous], -1)
+            message, extras, aux, learner = self.messenger.send(seen, ctx, extras, deterministic)
         else:
             message, extras, aux, learner = x[..., :0], {}, {}, None
         heard = jnp.concatenate([x, message], -1)  # [..., N, D + meslen]
@@ -87,11 +89,15 @@ class HammerNet(nn.Module):
 
 
 class HammerPolicy(ActorCritic):
+    """With ``comm.sees_actions`` the carry holds each agent's last action ``[..., N, A]``
+    (zero at an episode's start) and the step stores what the messenger saw."""
+
     def __init__(self, cfg: HammerConfig, env: AgentSpaces, channel: nn.Module, num_updates):
         if not isinstance(channel, Messenger | NoChannel):
             raise ValueError("policy=hammer hears comm=messenger or comm=none")
-        self.discrete = env.discrete
+        self.discrete, self.action_dim = env.discrete, env.action_dim
         self.learner = isinstance(channel, Messenger) and channel.cfg.mode == MessengerMode.rl
+        self.sees_actions = isinstance(channel, Messenger) and channel.cfg.sees_actions
         if self.learner:
             self.roles = {"agents": Role(), "messenger": Role(units="team", reward="team")}
         self.statistics = getattr(channel, "statistics", None)
@@ -99,18 +105,22 @@ class HammerPolicy(ActorCritic):
 
     def init(self, key, obs):
         k_params, k_comm = jax.random.split(key)
-        variables = self.net.init({"params": k_params, "comm": k_comm}, obs, Context.at(0, 1))
+        previous = self.initial_carry(obs.reset.shape) if self.sees_actions else None
+        rngs = {"params": k_params, "comm": k_comm}
+        variables = self.net.init(rngs, obs, Context.at(0, 1), None, False, previous)
         return {"params": variables["params"]}, {}
 
     def initial_carry(self, batch_shape):
-        return jnp.zeros((*batch_shape, 1))  # unused (feed-forward); Orbax saves no empty arrays
+        if self.sees_actions:
+            return jnp.zeros((*batch_shape, self.net.num_agents, self.action_dim))
+        return jnp.zeros((*batch_shape, 1))  # unused; Orbax saves no empty arrays
 
     def param_groups(self, params):
         return groups_by_module(params, {"critic": "critic", "messenger": "comm"}, "actor")
 
-    def _forward(self, params, obs, key, ctx, extras=None, deterministic=False):
+    def _forward(self, params, obs, key, ctx, extras=None, deterministic=False, previous=None):
         out, value, extras, aux, learner = self.net.apply(
-            params, obs, ctx, extras, deterministic, rngs={"comm": key}
+            params, obs, ctx, extras, deterministic, previous, rngs={"comm": key}
         )
         log_std = None if self.discrete else params["params"]["log_std"]
         return ActionDist(out, obs.action_mask, self.discrete, log_std), value, extras, aux, learner
@@ -121,19 +131,29 @@ class HammerPolicy(ActorCritic):
 
     def act(self, params, method_state, carry, obs, key, ctx, deterministic=False) -> Acted:
         k_comm, k_act = jax.random.split(key)
+        previous = None
+        if self.sees_actions:
+            previous = jnp.where(obs.reset[..., None, None], 0.0, carry)
         dist, value, extras, aux, learner = self._forward(
-            params, obs, k_comm, ctx, deterministic=deterministic
+            params, obs, k_comm, ctx, deterministic=deterministic, previous=previous
         )
         action = dist.mode() if deterministic else dist.sample(k_act)
+        if self.sees_actions:
+            extras = {"comm": extras, "previous": previous}
+            carry = jax.nn.one_hot(action, self.action_dim) if self.discrete else action
         log_prob = self._roles(dist.log_prob(action), learner, "log_prob")
         return Acted(carry, action, log_prob, self._roles(value, learner, "value"), extras, aux)
 
     def value(self, params, method_state, carry, obs, key, ctx):
-        _, value, _, _, learner = self._forward(params, obs, key, ctx)
+        previous = carry if self.sees_actions else None  # the action just taken
+        _, value, _, _, learner = self._forward(params, obs, key, ctx, previous=previous)
         return self._roles(value, learner, "value")
 
     def evaluate(self, params, method_state, carry0, obs, action, extras, key, ctx) -> Evaluated:
-        dist, value, _, aux, learner = self._forward(params, obs, key, ctx, extras)
+        previous = None
+        if self.sees_actions:
+            extras, previous = extras["comm"], extras["previous"]
+        dist, value, _, aux, learner = self._forward(params, obs, key, ctx, extras, False, previous)
         return Evaluated(
             self._roles(dist.log_prob(action), learner, "log_prob"),
             self._roles(dist.entropy(), learner, "entropy"),

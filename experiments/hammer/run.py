@@ -1,0 +1,238 @@
+"""HAMMER on cooperative navigation (``mpe/spread``, local_ratio 0.5, 25 steps): the messenger
+variants against independent learners, IL with random messages and MAPPO.
+
+    python experiments/hammer/run.py train --n 3 --algo ppo [--methods IL v2 ...] [--seeds 5]
+        [--episodes 30000] [--fixed-start]
+    python experiments/hammer/run.py report
+
+``train`` runs each method as one training run of ``--seeds`` seeds (vmapped) through the
+real trainer, into ``runs/<algo>[-fixed]/n<N>/<method>/``; finished runs (a
+``summary.json``) are reused. ``--algo ppo`` is the project's PPO (``configs/algo/ppo.yaml``:
+GAE, 16 envs x 128 steps, 4 epochs x 4 minibatches); ``--algo hammer_reference`` the
+reference's (Monte-Carlo returns normalised per agent, 32 episodes per update, 8 full-batch
+epochs, gamma 0.95). Resets are random layouts every episode unless ``--fixed-start`` (the
+reference's ``reset(seed)``: one layout per seed).
+
+``report`` writes ``results.md`` / ``results.json`` (per setting: the training return per
+agent and episode over the last 10% of updates, mean ± 95% CI over seeds and rliable's IQM
+with stratified-bootstrap 95% CIs; rliable's probability that v2 / v3 improve on IL and on IL
+with random messages), the learning curves on the paper's episode axis
+(``curves_<setting>.png``) and the message diagnostics of the final evaluation
+(``messages_<setting>.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from rliable import library as rly  # noqa: E402
+from rliable import metrics  # noqa: E402
+
+from marl.config import CONFIG_DIR, register_configs, to_config  # noqa: E402
+from marl.evaluate import mean_ci  # noqa: E402
+from marl.plot import load_curve  # noqa: E402
+from marl.train import train  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+RUNS = HERE / "runs"
+STEPS = 25  # per episode
+HAMMER = ["policy=hammer", "comm=messenger"]
+METHODS = {
+    "IL": ["policy=hammer", "comm=none"],
+    "IL+random": [*HAMMER, "comm.mode=random"],
+    "v1": [*HAMMER, "comm.mode=rl"],
+    "v2": [*HAMMER, "comm.mode=learned"],
+    "v3": [*HAMMER, "comm.mode=dru"],
+    "MAPPO": ["policy=mappo"],
+}
+ENV = {"ppo": ["env.num_envs=16"], "hammer_reference": ["env.num_envs=32"]}
+COMPARE = [("v2", "IL"), ("v3", "IL"), ("v2", "IL+random"), ("v3", "IL+random")]
+
+
+def overrides(method: str, n: int, algo: str, seeds: int, episodes: int, fixed: bool) -> list[str]:
+    return [
+        *METHODS[method],
+        f"algo={algo}",
+        *ENV[algo],
+        f"env.options.num_agents={n}",
+        f"algo.total_timesteps={episodes * STEPS}",
+        f"num_seeds={seeds}",
+        f"env.fixed_start={str(fixed).lower()}",
+        "logger.wandb.mode=disabled",
+        "logger.progress=false",
+        "eval.gif_episodes=0",
+        "keep_checkpoints=1",
+    ]
+
+
+def train_one(run_dir: Path, args: list[str]) -> None:
+    if (run_dir / "summary.json").exists():
+        return
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = compose("config", overrides=[*args, f"run_dir={run_dir}"])
+    print(command_line(run_dir, args), flush=True)
+    train(to_config(cfg))
+    (run_dir / "command.txt").write_text(command_line(run_dir, args) + "\n")
+
+
+def command_line(run_dir: Path, args: list[str]) -> str:
+    return f"python scripts/train.py {' '.join(args)} run_dir={run_dir.relative_to(ROOT)}"
+
+
+def setting_dir(algo: str, n: int, fixed: bool) -> Path:
+    return RUNS / f"{algo}{'-fixed' if fixed else ''}" / f"n{n}"
+
+
+def final_scores(run: Path) -> np.ndarray:
+    """[seeds]: the training return per agent and episode over the last 10% of updates."""
+    _, values = load_curve(run)
+    return np.nanmean(values[-max(1, len(values) // 10) :], 0)
+
+
+def report() -> None:
+    results, lines = {}, []
+    for setting in sorted(p for p in RUNS.glob("*/n*") if p.is_dir()):
+        runs = {m: setting / m for m in METHODS if (setting / m / "summary.json").exists()}
+        if not runs:
+            continue
+        name = f"{setting.parent.name}/{setting.name}"
+        scores = {m: final_scores(r)[:, None] for m, r in runs.items()}  # [seeds, 1 task]
+        iqm, iqm_ci = rly.get_interval_estimates(
+            scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000
+        )
+        pairs = {f"{a} > {b}": (scores[a], scores[b]) for a, b in COMPARE if {a, b} <= set(runs)}
+        p_imp, p_ci = ({}, {})
+        if pairs:
+            p_imp, p_ci = rly.get_interval_estimates(
+                pairs, metrics.probability_of_improvement, reps=2000
+            )
+        config = run_config(next(iter(runs.values())))
+        results[name] = {
+            m: {
+                "seeds": scores[m][:, 0].tolist(),
+                "mean_ci": mean_ci(scores[m][:, 0]),
+                "iqm": float(iqm[m][0]),
+                "iqm_ci": iqm_ci[m][:, 0].tolist(),
+                "command": command(runs[m]),
+            }
+            for m in runs
+        }
+        results[name]["probability_of_improvement"] = {
+            k: {"p": float(p_imp[k]), "ci": np.ravel(p_ci[k]).tolist()} for k in pairs
+        }
+        env_steps = config["algo"]["total_timesteps"]
+        lines += [
+            f"### {name}: N = {setting.name[1:]}, algo={setting.parent.name.split('-')[0]}, "
+            f"{'fixed layout per seed' if 'fixed' in setting.parent.name else 'random layouts'},"
+            f" {env_steps // STEPS:,} episodes per seed",
+            "",
+            "| method | seeds | final return (mean ± 95% CI) | IQM [95% CI] |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for m in runs:
+            r = results[name][m]
+            lo, hi = r["iqm_ci"]
+            lines.append(
+                f"| {m} | {len(r['seeds'])} | {r['mean_ci'][0]:.2f} ± {r['mean_ci'][1]:.2f} | "
+                f"{r['iqm']:.2f} [{lo:.2f}, {hi:.2f}] |"
+            )
+        if pairs:
+            lines += ["", "| P(X > Y) | estimate [95% CI] |", "| --- | ---: |"]
+            for k, v in results[name]["probability_of_improvement"].items():
+                lines.append(f"| {k} | {v['p']:.2f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}] |")
+        lines.append("")
+        tag = name.replace("/", "_")
+        plot_curves(runs, HERE / f"curves_{tag}.png", name)
+        plot_messages(runs, HERE / f"messages_{tag}.png", name)
+    (HERE / "results.json").write_text(json.dumps(results, indent=2))
+    (HERE / "results.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def run_config(run: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def command(run: Path) -> str:
+    return (run / "command.txt").read_text().strip() if (run / "command.txt").exists() else ""
+
+
+def plot_curves(runs: dict[str, Path], out: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for m, run in runs.items():
+        steps, values = load_curve(run)
+        mean, n = np.nanmean(values, 1), np.sum(~np.isnan(values), 1)
+        ci = 1.96 * np.nanstd(values, 1, ddof=1) / np.sqrt(n)
+        ax.plot(steps / STEPS, mean, label=f"{m} ({values.shape[1]} seeds)")
+        ax.fill_between(steps / STEPS, mean - ci, mean + ci, alpha=0.2)
+    ax.set(xlabel="episodes (per seed)", ylabel="return per agent", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def plot_messages(runs: dict[str, Path], out: Path, title: str) -> None:
+    """Per agent: message mean, variance and the linear probe's R² in the final greedy
+    evaluation, for the methods that send messages."""
+    stats = {}
+    for m, run in runs.items():
+        s = json.loads((run / "summary.json").read_text())["eval"]["deterministic"]
+        if "message/mean" in s.get("statistics", {}):
+            stats[m] = s["statistics"]
+    if not stats:
+        return
+    keys = ["message/mean", "message/var", "message/probe_r2"]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), dpi=120)
+    width = 0.8 / len(stats)
+    for i, (m, s) in enumerate(stats.items()):
+        for ax, k in zip(axes, keys, strict=True):
+            v = np.array(s[k], dtype=float).reshape(len(s[k]), -1).mean(-1)  # [N]
+            ax.bar(np.arange(len(v)) + i * width, v, width, label=m)
+    n = len(next(iter(stats.values()))[keys[0]])
+    for ax, k in zip(axes, keys, strict=True):
+        ax.set(title=k, xlabel="agent")
+        ax.set_xticks(np.arange(n) + 0.4 - width / 2, [str(i) for i in range(n)])
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}: messages in the final greedy evaluation", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("what", choices=["train", "report"])
+    p.add_argument("--n", type=int, nargs="+", default=[3])
+    p.add_argument("--algo", choices=list(ENV), default="ppo")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--episodes", type=int, default=30_000)
+    p.add_argument("--fixed-start", action="store_true")
+    a = p.parse_args()
+    if a.what == "report":
+        return report()
+    for n in a.n:
+        for m in a.methods:
+            run_dir = setting_dir(a.algo, n, a.fixed_start) / m
+            args = overrides(m, n, a.algo, a.seeds, a.episodes, a.fixed_start)
+            train_one(run_dir, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
