@@ -200,3 +200,15 @@ def test_the_messenger_sees_the_previous_actions_from_the_carry(tiny):
     start = obs.replace(reset=jnp.ones_like(obs.reset))
     restarted = policy.act(state.params, {}, first.carry, start, jax.random.PRNGKey(1), ctx)
     assert not restarted.extras["previous"].any()  # an episode's first step: no previous action
+
+
+def test_the_probe_tells_a_linear_code_from_noise():
+    from marl.comm.messenger import message_stats
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(800, 12))
+    linear = (obs @ rng.normal(size=(12, 3))).reshape(800, 3, 1)
+    noise = rng.uniform(size=(800, 3, 1))
+    assert (message_stats(linear, obs)["message/probe_r2"] > 0.99).all()
+    assert (message_stats(noise, obs)["message/probe_r2"] < 0.05).all()
+    np.testing.assert_allclose(message_stats(noise, obs)["message/var"], 1 / 12, rtol=0.15)

@@ -13,12 +13,13 @@ reference's (Monte-Carlo returns normalised per agent, 32 episodes per update, 8
 epochs, gamma 0.95). Resets are random layouts every episode unless ``--fixed-start`` (the
 reference's ``reset(seed)``: one layout per seed).
 
-``report`` writes ``results.md`` / ``results.json`` (per setting: the training return per
-agent and episode over the last 10% of updates, mean ± 95% CI over seeds and rliable's IQM
-with stratified-bootstrap 95% CIs; rliable's probability that v2 / v3 improve on IL and on IL
-with random messages), the learning curves on the paper's episode axis
-(``curves_<setting>.png``) and the message diagnostics of the final evaluation
-(``messages_<setting>.png``).
+``report`` evaluates each finished run once (100 greedy and 100 sampled episodes per seed,
+random layouts: ``eval/final.json``) and writes ``results.md`` / ``results.json`` (per
+setting: the training return per agent and episode over the last 10% of updates, mean ±
+95% CI over seeds and rliable's IQM with stratified-bootstrap 95% CIs; the greedy evaluation
+return; rliable's probability that v2 / v3 improve on IL and on IL with random messages),
+the learning curves on the paper's episode axis (``curves_<setting>.png``) and the message
+diagnostics of the final evaluation (``messages_<setting>.png``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from rliable import library as rly  # noqa: E402
 from rliable import metrics  # noqa: E402
 
+from marl.cli import evaluate_main  # noqa: E402
 from marl.config import CONFIG_DIR, register_configs, to_config  # noqa: E402
 from marl.evaluate import mean_ci  # noqa: E402
 from marl.plot import load_curve  # noqa: E402
@@ -122,6 +124,7 @@ def report() -> None:
             m: {
                 "seeds": scores[m][:, 0].tolist(),
                 "mean_ci": mean_ci(scores[m][:, 0]),
+                "eval_greedy": final_eval(runs[m])["deterministic"]["return"],
                 "iqm": float(iqm[m][0]),
                 "iqm_ci": iqm_ci[m][:, 0].tolist(),
                 "command": command(runs[m]),
@@ -137,15 +140,17 @@ def report() -> None:
             f"{'fixed layout per seed' if 'fixed' in setting.parent.name else 'random layouts'},"
             f" {env_steps // STEPS:,} episodes per seed",
             "",
-            "| method | seeds | final return (mean ± 95% CI) | IQM [95% CI] |",
-            "| --- | ---: | ---: | ---: |",
+            "| method | seeds | training return (mean ± 95% CI) | IQM [95% CI] | greedy "
+            "evaluation (100 episodes per seed) |",
+            "| --- | ---: | ---: | ---: | ---: |",
         ]
         for m in runs:
             r = results[name][m]
             lo, hi = r["iqm_ci"]
             lines.append(
                 f"| {m} | {len(r['seeds'])} | {r['mean_ci'][0]:.2f} ± {r['mean_ci'][1]:.2f} | "
-                f"{r['iqm']:.2f} [{lo:.2f}, {hi:.2f}] |"
+                f"{r['iqm']:.2f} [{lo:.2f}, {hi:.2f}] | {r['eval_greedy'][0]:.2f} ± "
+                f"{r['eval_greedy'][1]:.2f} |"
             )
         if pairs:
             lines += ["", "| P(X > Y) | estimate [95% CI] |", "| --- | ---: |"]
@@ -186,12 +191,21 @@ def plot_curves(runs: dict[str, Path], out: Path, title: str) -> None:
     plt.close(fig)
 
 
+def final_eval(run: Path) -> dict:
+    """100 greedy and 100 sampled episodes per seed with the final parameters (random
+    layouts), run once: ``eval/final.json``."""
+    out = run / "eval" / "final.json"
+    if not out.exists():
+        evaluate_main([f"run={run}", "episodes=100", "gif_episodes=0", "tag=final"])
+    return json.loads(out.read_text())
+
+
 def plot_messages(runs: dict[str, Path], out: Path, title: str) -> None:
     """Per agent: message mean, variance and the linear probe's R² in the final greedy
-    evaluation, for the methods that send messages."""
+    evaluation (per seed, averaged), for the methods that send messages."""
     stats = {}
     for m, run in runs.items():
-        s = json.loads((run / "summary.json").read_text())["eval"]["deterministic"]
+        s = final_eval(run)["deterministic"]
         if "message/mean" in s.get("statistics", {}):
             stats[m] = s["statistics"]
     if not stats:

@@ -24,6 +24,7 @@ encoder features and the message is appended to them before the action head.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -127,30 +128,39 @@ class Messenger(nn.Module):
         return jnp.concatenate([h, sent.message], -1), sent.extras, sent.aux
 
     def statistics(self, episodes) -> dict:
-        """The evaluation episodes' messages: per-agent mean and variance ``[N, meslen]``, and
-        ``message/probe_r2`` ``[N]``: how well a linear (ridge) probe from all agents'
-        observations predicts each agent's message, fitted on alternate steps and scored on
-        the others (about 0 or below for messages that ignore the observations, 1 for a
-        linear code; NaN for a constant message)."""
-        n, dim = self.num_agents, self.cfg.meslen
-        if dim == 0:
+        """The evaluation episodes' messages, per seed then averaged over seeds: each agent's
+        message mean and variance ``[N, meslen]``, and ``message/probe_r2`` ``[N]``: how well
+        a linear (ridge) probe from all agents' observations predicts each agent's message,
+        fitted on alternate steps and scored on the others (about 0 or below for messages
+        that ignore the observations, 1 for a linear code; NaN for a constant message)."""
+        if self.cfg.meslen == 0:
             return {}
-        valid = np.asarray(episodes.valid).reshape(-1)
-        message = np.asarray(episodes.aux["message"], np.float64).reshape(-1, n, dim)[valid]
-        stats = {"message/mean": message.mean(0), "message/var": message.var(0)}
-        if len(message) < 4:
-            return stats
-        obs = np.asarray(episodes.obs.obs, np.float64).reshape(valid.size, -1)[valid]
-        fit, test = slice(0, None, 2), slice(1, None, 2)
-        mean, std = obs[fit].mean(0), obs[fit].std(0) + 1e-6
-        x = np.concatenate([(obs - mean) / std, np.ones((len(obs), 1))], 1)  # standardised
-        y = message.reshape(len(message), -1)
-        w = np.linalg.solve(x[fit].T @ x[fit] + np.eye(x.shape[1]), x[fit].T @ y[fit])  # ridge 1
-        error = ((x[test] @ w - y[test]) ** 2).reshape(-1, n, dim).sum((0, 2))
-        spread = ((y[test] - y[test].mean(0)) ** 2).reshape(-1, n, dim).sum((0, 2))
-        with np.errstate(divide="ignore", invalid="ignore"):  # a constant message: undefined
-            stats["message/probe_r2"] = np.where(spread > 1e-9, 1.0 - error / spread, np.nan)
-        return stats
+        valid = np.asarray(episodes.valid)  # [S, T, E]
+        message = np.asarray(episodes.aux["message"], np.float64)  # [S, T, E, N, meslen]
+        obs = np.asarray(episodes.obs.obs, np.float64)  # [S, T, E, N, D]
+        per_seed = [
+            message_stats(m[v], o[v].reshape(int(v.sum()), -1))
+            for m, o, v in zip(message, obs, valid, strict=True)
+        ]
+        with warnings.catch_warnings():  # a seed with a constant message has NaN R²
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {k: np.nanmean([s[k] for s in per_seed], 0) for k in per_seed[0]}
+
+
+def message_stats(message: np.ndarray, obs: np.ndarray) -> dict[str, np.ndarray]:
+    """``message [K, N, L]`` and the observations ``[K, D]`` at the same K steps."""
+    k, n, dim = message.shape
+    stats = {"message/mean": message.mean(0), "message/var": message.var(0)}
+    fit, test = slice(0, None, 2), slice(1, None, 2)
+    mean, std = obs[fit].mean(0), obs[fit].std(0) + 1e-6
+    x = np.concatenate([(obs - mean) / std, np.ones((k, 1))], 1)  # standardised, with a bias
+    y = message.reshape(k, -1)
+    w = np.linalg.solve(x[fit].T @ x[fit] + np.eye(x.shape[1]), x[fit].T @ y[fit])  # ridge 1
+    error = ((x[test] @ w - y[test]) ** 2).reshape(-1, n, dim).sum((0, 2))
+    spread = ((y[test] - y[test].mean(0)) ** 2).reshape(-1, n, dim).sum((0, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stats["message/probe_r2"] = np.where(spread > 1e-9, 1.0 - error / spread, np.nan)
+    return stats
 
 
 def make_messenger(cfg: MessengerConfig, env) -> Messenger:
