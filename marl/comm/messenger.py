@@ -116,8 +116,8 @@ class Messenger(nn.Module):
                 extras = m if deterministic else dist.sample(seed=self.make_rng("comm"))
             message = jax.lax.stop_gradient(extras)
             value = rows(dense(1, 1.0), MLP(c.hidden, c.activation, name="critic")(joint))
-            total = lambda v: v.sum((-2, -1))[..., None]  # noqa: E731 - [..., N, L] -> [..., 1]
-            learner = Learner(total(dist.log_prob(message)), total(dist.entropy()), value)
+            log_prob = dist.log_prob(message).sum((-2, -1))[..., None]  # [..., 1]
+            learner = Learner(log_prob, dist.entropy().sum((-2, -1))[..., None], value)
         return Sent(message, extras, {"message": message} if acting else {}, learner)
 
     def __call__(self, h: jax.Array, obs, ctx, extras=None):
