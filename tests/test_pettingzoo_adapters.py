@@ -124,3 +124,20 @@ def test_from_pettingzoo_multiwalker_with_fallen_walkers():
     with pytest.raises(ValueError, match=r"shape \(2, 3\), expected \(2, 3, 4\)"):
         host.step(np.zeros((2, 3)))
     host.close()
+
+
+def test_from_pettingzoo_clips_continuous_actions_to_the_box(caplog):
+    """Out-of-box actions step the env like their clipped values, without PettingZoo's
+    warning per action."""
+
+    def make():
+        return simple_spread_v3.parallel_env(continuous_actions=True, max_cycles=10)
+
+    wide, clipped = from_pettingzoo(make, 1), from_pettingzoo(make, 1)
+    wide.reset(seed=3), clipped.reset(seed=3)
+    actions = np.random.default_rng(0).uniform(-2, 3, (1, 3, 5)).astype(np.float32)
+    with caplog.at_level("WARNING"):
+        a, b = wide.step(actions), clipped.step(np.clip(actions, 0.0, 1.0))
+    np.testing.assert_array_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.reward, b.reward)
+    assert not caplog.records

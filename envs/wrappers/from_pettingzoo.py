@@ -4,7 +4,9 @@
 the same ``TimeStep`` a ``vectorize``-d JAX environment returns (``[B, N, ...]`` numpy
 arrays, auto-reset with ``final_obs``, episode statistics), so every method also trains on
 them. Removed agents (e.g. a fallen walker) get zero observations and rewards and
-``active = False``. The global state is the concatenation of the padded observations
+``active = False``. Continuous actions are clipped to each agent's Box before stepping (a
+Gaussian policy samples outside it; the log-probability stays that of the sample), as
+PettingZoo's own fallback would, without its warning per action. The global state is the concatenation of the padded observations
 (PettingZoo's ``state()`` is optional and fails for some envs once agents are removed).
 """
 
@@ -109,7 +111,8 @@ class PettingZooVecEnv(AgentSpaces):
     def _decode(self, action: np.ndarray, j: int):
         if self.discrete:
             return int(action)
-        return action[: self.action_sizes[j]]
+        space = self._act_spaces[self.agents[j]]
+        return np.clip(action[: self.action_sizes[j]], space.low, space.high)
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)
