@@ -9,6 +9,7 @@ from functools import partial
 from envs.cable_load import CableLoadHover
 from envs.core import MultiAgentEnv
 from envs.mpe import Reference, SpeakerListener, Spread, Tag
+from envs.predator_prey import PredatorPrey
 
 _REGISTRY: dict[str, Callable[..., MultiAgentEnv]] = {
     "mpe/spread": Spread,
@@ -19,6 +20,9 @@ _REGISTRY: dict[str, Callable[..., MultiAgentEnv]] = {
     # The reference's 4-MAV team randomises the load mass; 5 MAVs fly closer together.
     "cable_load/hover4": partial(CableLoadHover, num_agents=4, load_mass_range=(1.0, 1.8)),
     "cable_load/hover5": partial(CableLoadHover, num_agents=5, min_drone_distance=0.6),
+    "predator_prey/pp": PredatorPrey,
+    # Predator-Capture-Prey: 2 seeing predators and 1 blind capture agent.
+    "predator_prey/pcp": partial(PredatorPrey, num_predators=2, num_capture=1),
 }
 
 
