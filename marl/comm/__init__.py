@@ -9,6 +9,7 @@ import flax.linen as nn
 
 from envs.core import AgentSpaces
 from marl.comm.base import NoChannel
+from marl.comm.graph import GraphConfig, make_graph
 from marl.comm.messenger import MessengerConfig, make_messenger
 from marl.config import CommConfig
 
@@ -22,6 +23,7 @@ class ChannelEntry:
 CHANNELS: dict[str, ChannelEntry] = {
     "none": ChannelEntry(CommConfig, lambda cfg, env: NoChannel()),
     "messenger": ChannelEntry(MessengerConfig, make_messenger),
+    "graph": ChannelEntry(GraphConfig, make_graph),
 }
 
 

@@ -18,6 +18,7 @@ from marl.policies.base import (
     Role,
     groups_by_module,
 )
+from marl.policies.commformer import CommFormerConfig, CommFormerPolicy
 from marl.policies.hammer import HammerConfig, HammerPolicy
 from marl.policies.mlp import MLPActorCritic, MLPConfig
 
@@ -37,6 +38,7 @@ POLICIES: dict[str, PolicyEntry] = {
     "ippo": PolicyEntry(MLPConfig, MLPActorCritic),
     "mappo": PolicyEntry(MLPConfig, MLPActorCritic),
     "hammer": PolicyEntry(HammerConfig, HammerPolicy),
+    "commformer": PolicyEntry(CommFormerConfig, CommFormerPolicy),
 }
 
 
