@@ -48,6 +48,14 @@ POLICIES = {
     "hammer-v3": ["policy=hammer", "comm=messenger", "comm.mode=dru"],  # stored DRU noise
     # the previous actions the messenger saw, kept in the carry and stored
     "hammer-actions": ["policy=hammer", "comm=messenger", "comm.sees_actions=true"],
+    # a Gumbel top-k graph, gate noise and dropout masks drawn while acting and stored
+    "commformer": [
+        "policy=commformer",
+        "comm=graph",
+        "comm.warmup=0",
+        "comm.gate=true",
+        "policy.dropout=0.1",
+    ],
 }
 
 

@@ -1,0 +1,143 @@
+"""CommFormer: the bi-level schedule, the top-k graph and its phases, who hears whom (graph,
+gate, no communication), and autoregressive acting against teacher forcing."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from marl.comm.graph import Graph, GraphConfig
+from marl.policies import Context
+from marl.train import build
+
+CF = ["policy=commformer", "comm=graph", "comm.warmup=0"]
+
+
+def one_seed(cfg):
+    _, policy, learner, state = build(cfg)
+    return policy, learner, jax.tree.map(lambda x: x[0], state)
+
+
+def params_after_one_update(tiny, name, *overrides):
+    _, _, learner, state = build(tiny(name, *CF, "algo.num_minibatches=1", *overrides))
+    init = jax.device_get(state.params["params"])
+    state, _ = jax.jit(jax.vmap(learner.update))(state)
+    return init, jax.device_get(state.params["params"])
+
+
+def split(params):
+    """(edges, every other parameter)."""
+    graph = {k: v for k, v in params["graph"].items() if k != "edges"}
+    return params["graph"]["edges"], {**params, "graph": graph}
+
+
+def test_bilevel_epochs_step_either_the_edges_or_the_model(tiny):
+    """Epochs 0-3 step the model, epoch 4 the edges ((epoch + 1) % 5 == 0)."""
+    init, four = params_after_one_update(tiny, "four", "algo.update_epochs=4")
+    _, five = params_after_one_update(tiny, "five", "algo.update_epochs=5")
+    (e0, m0), (e4, m4), (e5, m5) = split(init), split(four), split(five)
+    np.testing.assert_array_equal(e0, e4)  # model epochs leave the edges bitwise unchanged
+    assert not np.array_equal(e4, e5)  # the edge epoch moves them (non-zero gradient)
+    jax.tree.map(np.testing.assert_array_equal, m4, m5)  # and leaves the model unchanged
+    assert not np.array_equal(m0["start"], m4["start"])  # model epochs move the model
+
+
+def mask_at(cfg, update, sample, n=5, progress=None):
+    graph = Graph(cfg, n)
+    obs = jnp.zeros((4, n, 2))
+    ctx = Context.at(update, 100 if progress is None else update / progress)
+    variables = graph.init({"params": jax.random.PRNGKey(0)}, obs, ctx, method="mask")
+    out = graph.apply(
+        variables, obs, ctx, None, sample, method="mask", rngs={"comm": jax.random.PRNGKey(1)}
+    )
+    return variables["params"]["edges"], out
+
+
+def test_every_row_of_the_hard_graph_has_k_senders_and_the_phases():
+    cfg = GraphConfig(sparsity=0.4, warmup=10)  # N = 5 -> k = 2
+    edges, (mask, relation, stored, _) = mask_at(cfg, update=10, sample=True)
+    np.testing.assert_array_equal(stored["graph"].sum(-1), 2.0)  # [4 envs, 5 rows]
+    assert not np.array_equal(stored["graph"][0], stored["graph"][1])  # sampled per step
+    off = 1.0 - np.eye(5)
+    np.testing.assert_allclose(mask * off, stored["graph"] * off, atol=1e-6)
+    np.testing.assert_array_equal(np.diagonal(mask, axis1=-2, axis2=-1), 1.0)  # self-loop
+    np.testing.assert_array_equal(relation, (mask != 0).astype(int))
+    _, (warm, _, _, _) = mask_at(cfg, update=9, sample=True)  # warm-up: the raw edges
+    np.testing.assert_allclose(warm[0] * off, edges * off)
+    _, (_, _, exact, _) = mask_at(cfg, update=10, sample=False)  # rollout of evaluation
+    np.testing.assert_array_equal(exact["noise"], 0.0)
+    np.testing.assert_array_equal(exact["graph"][0], exact["graph"][1])
+    _, (_, _, stable, _) = mask_at(cfg, update=60, sample=True, progress=0.6)
+    np.testing.assert_array_equal(stable["noise"], 0.0)  # post-stable: the exact top-k
+
+
+def logits(policy, params, obs, action, extras):
+    """Every agent's action logits by teacher forcing, ``[B, N, A]``."""
+    ctx = Context.at(0, 1)
+    rep, _, dec_mask, dec_rel, _, _ = policy.net.apply(
+        params, obs.obs, ctx, extras, method="encode"
+    )
+    tokens = policy.net.apply(params, action, method="embed_actions")
+    return policy.net.apply(params, rep, tokens, dec_mask, dec_rel, method="decode")
+
+
+def ring(params, n=3):
+    """Edges that make agent i hear agent (i + 1) % n (k = 1)."""
+    edges = 10.0 * jnp.roll(jnp.eye(n), 1, axis=1)
+    graph = {**params["params"]["graph"], "edges": edges}
+    return {"params": {**params["params"], "graph": graph}}
+
+
+def perturbed(obs, agent):
+    """Agent's observation plus noise (not a constant: the encoder's LayerNorm removes one)."""
+    noise = jax.random.normal(jax.random.PRNGKey(agent), obs.obs[:, agent].shape)
+    return obs.replace(obs=obs.obs.at[:, agent].add(noise))
+
+
+def test_only_senders_change_an_agents_action_distribution(tiny):
+    policy, learner, state = one_seed(tiny("ring", *CF))
+    params, obs = ring(state.params), state.runner.obs
+    acted = policy.act(params, {}, None, obs, jax.random.PRNGKey(0), learner.ctx(0), True)
+    np.testing.assert_array_equal(acted.extras["graph"][0], np.roll(np.eye(3), 1, axis=1))
+    base = logits(policy, params, obs, acted.action, acted.extras)
+    quiet = logits(policy, params, perturbed(obs, 2), acted.action, acted.extras)
+    np.testing.assert_array_equal(base[:, 0], quiet[:, 0])  # 2 is not among 0's senders
+    loud = logits(policy, params, perturbed(obs, 1), acted.action, acted.extras)
+    assert np.abs(base[:, 0] - loud[:, 0]).max() > 1e-4  # 1 is
+
+
+@pytest.mark.parametrize("closed", ["gate", "none"])
+def test_closed_gates_and_no_communication_hear_no_one(tiny, closed):
+    overrides = [*CF, "comm.gate=true"] if closed == "gate" else ["policy=commformer", "comm=none"]
+    policy, learner, state = one_seed(tiny(closed, *overrides))
+    params, obs = state.params, state.runner.obs
+    if closed == "gate":
+        params = ring(params)
+        shut = {**params["params"]["graph"]["gate_out"], "bias": jnp.full(1, -100.0)}
+        params["params"]["graph"]["gate_out"] = shut
+    acted = policy.act(params, {}, None, obs, jax.random.PRNGKey(0), learner.ctx(0), True)
+    base = logits(policy, params, obs, acted.action, acted.extras)
+    for other in (1, 2):
+        moved = logits(policy, params, perturbed(obs, other), acted.action, acted.extras)
+        np.testing.assert_array_equal(base[:, 0], moved[:, 0])
+    if closed == "gate":  # the same graph with open gates: agent 0 hears agent 1
+        params["params"]["graph"]["gate_out"]["bias"] = jnp.full(1, 100.0)
+        acted = policy.act(params, {}, None, obs, jax.random.PRNGKey(0), learner.ctx(0), True)
+        base = logits(policy, params, obs, acted.action, acted.extras)
+        loud = logits(policy, params, perturbed(obs, 1), acted.action, acted.extras)
+        assert np.abs(base[:, 0] - loud[:, 0]).max() > 1e-4
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_autoregressive_acting_matches_teacher_forcing(tiny, continuous):
+    extra = ["+env.options.continuous_actions=true"] if continuous else []
+    policy, learner, state = one_seed(tiny(f"ar{continuous}", *CF, *extra))
+    obs, ctx = state.runner.obs, learner.ctx(0)
+    acted = policy.act(state.params, {}, None, obs, jax.random.PRNGKey(2), ctx)
+    assert acted.action.shape == ((4, 3, 5) if continuous else (4, 3))
+    out = policy.evaluate(
+        state.params, state.method_state, None, obs, acted.action, acted.extras, None, ctx
+    )
+    np.testing.assert_allclose(out.log_prob, acted.log_prob, rtol=0, atol=1e-5)
