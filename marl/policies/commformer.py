@@ -51,7 +51,12 @@ class CommFormerConfig(PolicyConfig):
 
 class GraphAttention(nn.Module):
     """Relation-enhanced multi-head attention whose softmax weights are multiplied by the
-    graph: ``x [..., R, E]`` attends to ``kv [..., S, E]`` where ``mask [..., R, S] != 0``."""
+    graph: ``x [..., R, E]`` attends to ``kv [..., S, E]`` where ``mask [..., R, S] != 0``.
+
+    The score of ``(i, j)`` is ``(q_i + a_ij) . (k_j + b_ij) / sqrt(head_dim)`` with
+    ``(a_ij, b_ij)`` a projection of the embedding of ``relation[i, j]`` (0 or 1); as a
+    relation takes two values, the score is assembled from ``q_i . k_j`` and the dot products
+    with the two projected embeddings instead of per-pair vectors."""
 
     n_embd: int
     n_head: int
@@ -60,16 +65,23 @@ class GraphAttention(nn.Module):
     def __call__(self, x, kv, mask, relation):
         e, h = self.n_embd, self.n_head
         d = e // h
-        r, s = x.shape[-2], kv.shape[-2]
-        q = nn.Dense(e, name="query")(x).reshape(*x.shape[:-1], 1, h, d)  # [..., R, 1, H, d]
-        k = nn.Dense(e, name="key")(kv).reshape(*kv.shape[:-2], 1, s, h, d)  # [..., 1, S, H, d]
-        v = nn.Dense(e, name="value")(kv).reshape(*kv.shape[:-1], h, d)  # [..., S, H, d]
-        rel = nn.Dense(2 * e, name="relation")(nn.Embed(2, e, name="relation_embed")(relation))
-        ra, rb = jnp.split(rel.reshape(*rel.shape[:-1], 2, h, d), 2, -3)  # [..., R, S, 1, H, d]
-        scores = ((q + ra[..., 0, :, :]) * (k + rb[..., 0, :, :])).sum(-1) / np.sqrt(d)
+        q = nn.Dense(e, name="query")(x).reshape(*x.shape[:-1], h, d)  # [..., R, H, d]
+        k = nn.Dense(e, name="key")(kv).reshape(*kv.shape[:-1], h, d)  # [..., S, H, d]
+        v = nn.Dense(e, name="value")(kv).reshape(*kv.shape[:-1], h, d)
+        table = nn.Embed(2, e, name="relation_embed")(jnp.arange(2))  # [2, E]
+        a, b = jnp.split(nn.Dense(2 * e, name="relation")(table).reshape(2, 2, h, d), 2, 1)
+        a, b = a[:, 0], b[:, 0]  # [2 relations, H, d]
+        one_hot = jax.nn.one_hot(relation, 2)  # [..., R, S, 2]
+        per_relation = (
+            jnp.einsum("...rhd,thd->...rht", q, b)[..., :, None, :, :]  # q_i . b
+            + jnp.einsum("thd,...shd->...sht", a, k)[..., None, :, :, :]  # a . k_j
+            + jnp.einsum("thd,thd->ht", a, b)  # a . b
+        )  # [..., R, S, H, 2]
+        scores = jnp.einsum("...rhd,...shd->...rsh", q, k)
+        scores = (scores + jnp.einsum("...rsht,...rst->...rsh", per_relation, one_hot)) / np.sqrt(d)
         connected = (jax.lax.stop_gradient(mask) != 0)[..., None]  # [..., R, S, 1]
         weights = jax.nn.softmax(jnp.where(connected, scores, NEG), -2) * mask[..., None]
-        out = jnp.einsum("...rsh,...shd->...rhd", weights, v).reshape(*x.shape[:-2], r, e)
+        out = jnp.einsum("...rsh,...shd->...rhd", weights, v).reshape(*x.shape[:-1], e)
         return nn.Dense(e, name="out")(out)
 
 
