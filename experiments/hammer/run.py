@@ -35,23 +35,23 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from rliable import library as rly  # noqa: E402
-from rliable import metrics  # noqa: E402
-
-from marl.cli import evaluate_main  # noqa: E402
-from marl.config import CONFIG_DIR, register_configs, to_config  # noqa: E402
-from marl.evaluate import mean_ci  # noqa: E402
-from marl.plot import load_curve  # noqa: E402
-from marl.train import train  # noqa: E402
+from marl.compare import (
+    commands,
+    compare,
+    final_eval,
+    final_scores,
+    markdown,
+    method_runs,
+    per_seed,
+    plot_methods,
+    train_run,
+)
+from marl.evaluate import mean_ci
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 RUNS = HERE / "runs"
 STEPS = 25  # per episode
 HAMMER = ["policy=hammer", "comm=messenger"]
@@ -104,43 +104,8 @@ def multiwalker_overrides(method: str, algo: str, seed: int, steps: int) -> list
     ]
 
 
-def train_one(run_dir: Path, args: list[str]) -> None:
-    if (run_dir / "summary.json").exists():
-        return
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-        cfg = compose("config", overrides=[*args, f"run_dir={run_dir}"])
-    print(command_line(run_dir, args), flush=True)
-    train(to_config(cfg))
-    (run_dir / "command.txt").write_text(command_line(run_dir, args) + "\n")
-
-
-def command_line(run_dir: Path, args: list[str]) -> str:
-    return f"python scripts/train.py {' '.join(args)} run_dir={run_dir.relative_to(ROOT)}"
-
-
 def setting_dir(algo: str, task: str, fixed: bool) -> Path:
     return RUNS / f"{algo}{'-fixed' if fixed else ''}" / task
-
-
-def method_runs(method_dir: Path) -> list[Path]:
-    """A method's finished runs: one with vmapped seeds, or one per seed (``seed<k>/``)."""
-    if (method_dir / "summary.json").exists():
-        return [method_dir]
-    return sorted(p.parent for p in method_dir.glob("seed*/summary.json"))
-
-
-def curve(runs: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """(env_steps [U], training return [U, seeds]) over a method's runs."""
-    curves = [load_curve(r) for r in runs]
-    u = min(len(steps) for steps, _ in curves)
-    return curves[0][0][:u], np.concatenate([values[:u] for _, values in curves], 1)
-
-
-def final_scores(runs: list[Path]) -> np.ndarray:
-    """[seeds]: the training return per agent and episode over the last 10% of updates."""
-    _, values = curve(runs)
-    return np.nanmean(values[-max(1, len(values) // 10) :], 0)
 
 
 def report() -> None:
@@ -152,30 +117,11 @@ def report() -> None:
             continue
         name, task = f"{setting.parent.name}/{setting.name}", setting.name
         episodes = EVAL_EPISODES[MULTIWALKER if task == MULTIWALKER else "spread"]
-        scores = {m: final_scores(r)[:, None] for m, r in runs.items()}  # [seeds, 1 task]
-        iqm, iqm_ci = rly.get_interval_estimates(
-            scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000
-        )
-        pairs = {f"{a} > {b}": (scores[a], scores[b]) for a, b in COMPARE if {a, b} <= set(runs)}
-        p_imp, p_ci = ({}, {})
-        if pairs:
-            p_imp, p_ci = rly.get_interval_estimates(
-                pairs, metrics.probability_of_improvement, reps=2000
-            )
-        results[name] = {
-            m: {
-                "seeds": scores[m][:, 0].tolist(),
-                "mean_ci": mean_ci(scores[m][:, 0]),
-                "eval_greedy": mean_ci(greedy_returns(runs[m], episodes)),
-                "iqm": float(iqm[m][0]),
-                "iqm_ci": iqm_ci[m][:, 0].tolist(),
-                "commands": [command(r) for r in runs[m]],
-            }
-            for m in runs
-        }
-        results[name]["probability_of_improvement"] = {
-            k: {"p": float(p_imp[k]), "ci": np.ravel(p_ci[k]).tolist()} for k in pairs
-        }
+        result = compare({m: final_scores(r) for m, r in runs.items()}, COMPARE)
+        greedy = {m: mean_ci(per_seed(r, episodes)) for m, r in runs.items()}
+        for m, r in runs.items():
+            result["methods"][m].update(eval_greedy=greedy[m], commands=commands(r))
+        results[name] = result
         config = run_config(runs[next(iter(runs))][0])
         env_steps = config["algo"]["total_timesteps"]
         budget = (
@@ -184,28 +130,25 @@ def report() -> None:
             else f"N = {task[1:]}, {env_steps // STEPS:,} episodes per seed"
         )
         layouts = "fixed layout per seed" if "fixed" in setting.parent.name else "random layouts"
+        column = {m: f"{g[0]:.2f} ± {g[1]:.2f}" for m, g in greedy.items()}
         lines += [
             f"### {name}: {budget}, algo={setting.parent.name.split('-')[0]}, {layouts}",
             "",
-            "| method | seeds | training return (mean ± 95% CI) | IQM [95% CI] | greedy "
-            f"evaluation ({episodes} episodes per seed) |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "Training return per agent and episode (last 10% of updates):",
+            "",
+            *markdown(result, {f"greedy evaluation ({episodes} episodes per seed)": column}),
+            "",
         ]
-        for m in runs:
-            r = results[name][m]
-            lo, hi = r["iqm_ci"]
-            lines.append(
-                f"| {m} | {len(r['seeds'])} | {r['mean_ci'][0]:.2f} ± {r['mean_ci'][1]:.2f} | "
-                f"{r['iqm']:.2f} [{lo:.2f}, {hi:.2f}] | {r['eval_greedy'][0]:.2f} ± "
-                f"{r['eval_greedy'][1]:.2f} |"
-            )
-        if pairs:
-            lines += ["", "| P(X > Y) | estimate [95% CI] |", "| --- | ---: |"]
-            for k, v in results[name]["probability_of_improvement"].items():
-                lines.append(f"| {k} | {v['p']:.2f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}] |")
-        lines.append("")
         tag = name.replace("/", "_")
-        plot_curves(runs, HERE / f"curves_{tag}.png", name, per_episode=task != MULTIWALKER)
+        spread = task != MULTIWALKER
+        plot_methods(
+            runs,
+            HERE / f"curves_{tag}.png",
+            name,
+            x_per=STEPS if spread else 1.0,
+            xlabel="episodes (per seed)" if spread else "env-steps (per seed)",
+            ylabel="return per agent",
+        )
         plot_messages(runs, episodes, HERE / f"messages_{tag}.png", name)
     (HERE / "results.json").write_text(json.dumps(results, indent=2))
     (HERE / "results.md").write_text("\n".join(lines))
@@ -216,43 +159,6 @@ def run_config(run: Path) -> dict:
     import yaml
 
     return yaml.safe_load((run / "config.yaml").read_text())
-
-
-def command(run: Path) -> str:
-    return (run / "command.txt").read_text().strip() if (run / "command.txt").exists() else ""
-
-
-def plot_curves(runs: dict[str, list[Path]], out: Path, title: str, per_episode: bool) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for m, r in runs.items():
-        steps, values = curve(r)
-        x = steps / STEPS if per_episode else steps
-        mean, n = np.nanmean(values, 1), np.sum(~np.isnan(values), 1)
-        ci = 1.96 * np.nanstd(values, 1, ddof=1) / np.sqrt(n)
-        ax.plot(x, mean, label=f"{m} ({values.shape[1]} seeds)")
-        ax.fill_between(x, mean - ci, mean + ci, alpha=0.2)
-    xlabel = "episodes (per seed)" if per_episode else "env-steps (per seed)"
-    ax.set(xlabel=xlabel, ylabel="return per agent", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-
-
-def final_eval(run: Path, episodes: int) -> dict:
-    """Greedy and sampled episodes per seed with the final parameters (random layouts), run
-    once: ``eval/final.json``."""
-    out = run / "eval" / "final.json"
-    if not out.exists():
-        evaluate_main([f"run={run}", f"episodes={episodes}", "gif_episodes=0", "tag=final"])
-    return json.loads(out.read_text())
-
-
-def greedy_returns(runs: list[Path], episodes: int) -> np.ndarray:
-    """[seeds]: each seed's mean greedy evaluation return."""
-    per_run = [final_eval(r, episodes)["deterministic"]["per_seed_return"] for r in runs]
-    return np.concatenate(per_run)
 
 
 def plot_messages(runs: dict[str, list[Path]], episodes: int, out: Path, title: str) -> None:
@@ -304,13 +210,13 @@ def main() -> None:
         for m in a.methods:
             for seed in range(a.seeds):
                 run_dir = setting_dir(a.algo, MULTIWALKER, False) / m / f"seed{seed}"
-                train_one(run_dir, multiwalker_overrides(m, a.algo, seed, a.steps))
+                train_run(run_dir, multiwalker_overrides(m, a.algo, seed, a.steps))
         return
     for n in a.n:
         for m in a.methods:
             run_dir = setting_dir(a.algo, f"n{n}", a.fixed_start) / m
             args = overrides(m, n, a.algo, a.seeds, a.episodes, a.fixed_start)
-            train_one(run_dir, args)
+            train_run(run_dir, args)
 
 
 if __name__ == "__main__":

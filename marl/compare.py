@@ -1,0 +1,164 @@
+"""Comparing methods over seeds, for the experiment scripts: training runs composed from
+config overrides (a finished run is reused), their learning curves and final scores, a
+one-off final evaluation, and rliable's IQM and probability of improvement (the
+``analysis`` extra: ``pip install -e ".[analysis]"``).
+
+A method's runs are one run directory with vmapped seeds, or one directory per seed
+(``seed<k>/``, for host environments, which train one seed per run).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from marl.evaluate import mean_ci  # noqa: E402
+from marl.plot import load_curve  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command_line(run_dir: Path, overrides: list[str]) -> str:
+    return f"python scripts/train.py {' '.join(overrides)} run_dir={run_dir.relative_to(ROOT)}"
+
+
+def train_run(run_dir: Path, overrides: list[str]) -> Path:
+    """Train ``overrides`` into ``run_dir`` unless a finished run (``summary.json``) is there;
+    the exact command goes to ``command.txt``."""
+    from hydra import compose, initialize_config_dir
+
+    from marl.config import CONFIG_DIR, register_configs, to_config
+    from marl.train import train
+
+    if (run_dir / "summary.json").exists():
+        return run_dir
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = compose("config", overrides=[*overrides, f"run_dir={run_dir}"])
+    print(command_line(run_dir, overrides), flush=True)
+    train(to_config(cfg))
+    (run_dir / "command.txt").write_text(command_line(run_dir, overrides) + "\n")
+    return run_dir
+
+
+def method_runs(method_dir: Path) -> list[Path]:
+    """A method's finished runs: one with vmapped seeds, or one per seed (``seed<k>/``)."""
+    if (method_dir / "summary.json").exists():
+        return [method_dir]
+    return sorted(p.parent for p in method_dir.glob("seed*/summary.json"))
+
+
+def commands(runs: list[Path]) -> list[str]:
+    return [(r / "command.txt").read_text().strip() for r in runs if (r / "command.txt").exists()]
+
+
+def curve(runs: list[Path], metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
+    """(env_steps [U], values [U, seeds]) over a method's runs."""
+    curves = [load_curve(r, metric) for r in runs]
+    u = min(len(steps) for steps, _ in curves)
+    return curves[0][0][:u], np.concatenate([values[:u] for _, values in curves], 1)
+
+
+def final_scores(runs: list[Path], metric: str = "return") -> np.ndarray:
+    """[seeds]: the training ``metric`` over the last 10% of updates."""
+    _, values = curve(runs, metric)
+    return np.nanmean(values[-max(1, len(values) // 10) :], 0)
+
+
+def final_eval(run: Path, episodes: int) -> dict:
+    """Greedy and sampled episodes per seed with the final parameters, run once:
+    ``eval/final.json``."""
+    from marl.cli import evaluate_main
+
+    out = run / "eval" / "final.json"
+    if not out.exists():
+        evaluate_main([f"run={run}", f"episodes={episodes}", "gif_episodes=0", "tag=final"])
+    return json.loads(out.read_text())
+
+
+def per_seed(runs: list[Path], episodes: int, key: str = "per_seed_return") -> np.ndarray:
+    """[seeds]: each seed's greedy evaluation ``key`` (a per-seed list in ``final.json``)."""
+    return np.concatenate([final_eval(r, episodes)["deterministic"][key] for r in runs])
+
+
+def compare(
+    scores: dict[str, np.ndarray], pairs: list[tuple[str, str]], reps: int = 2000
+) -> dict[str, dict]:
+    """``scores``: method -> ``[seeds]`` (higher is better). -> per method the mean ± 95% CI
+    and rliable's IQM with its stratified-bootstrap 95% CI; per pair ``(x, y)`` rliable's
+    probability that x improves on y, with its CI."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    table = {m: np.asarray(s, np.float64)[:, None] for m, s in scores.items()}  # [seeds, 1 task]
+    iqm, iqm_ci = rly.get_interval_estimates(
+        table, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
+    )
+    out = {
+        m: {
+            "seeds": table[m][:, 0].tolist(),
+            "mean_ci": mean_ci(table[m][:, 0]),
+            "iqm": float(iqm[m][0]),
+            "iqm_ci": iqm_ci[m][:, 0].tolist(),
+        }
+        for m in table
+    }
+    pairs = {f"{a} > {b}": (table[a], table[b]) for a, b in pairs if {a, b} <= set(table)}
+    improvement = {}
+    if pairs:
+        p, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
+        improvement = {k: {"p": float(p[k]), "ci": np.ravel(ci[k]).tolist()} for k in pairs}
+    return {"methods": out, "probability_of_improvement": improvement}
+
+
+def markdown(result: dict, extra: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """``compare``'s result as markdown tables; ``extra``: column -> method -> cell."""
+    extra = extra or {}
+    lines = [
+        "| method | seeds | mean ± 95% CI | IQM [95% CI] |" + "".join(f" {c} |" for c in extra),
+        "| --- | ---: | ---: | ---: |" + " ---: |" * len(extra),
+    ]
+    for m, r in result["methods"].items():
+        (mean, ci), (lo, hi) = r["mean_ci"], r["iqm_ci"]
+        cells = "".join(f" {col.get(m, '')} |" for col in extra.values())
+        lines.append(
+            f"| {m} | {len(r['seeds'])} | {mean:.2f} ± {ci:.2f} | {r['iqm']:.2f} "
+            f"[{lo:.2f}, {hi:.2f}] |{cells}"
+        )
+    if result["probability_of_improvement"]:
+        lines += ["", "| P(X > Y) | estimate [95% CI] |", "| --- | ---: |"]
+        for k, v in result["probability_of_improvement"].items():
+            lines.append(f"| {k} | {v['p']:.2f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}] |")
+    return lines
+
+
+def plot_methods(
+    runs: dict[str, list[Path]],
+    out: Path,
+    title: str,
+    metric: str = "return",
+    x_per: float = 1.0,
+    xlabel: str = "env-steps (per seed)",
+    ylabel: str | None = None,
+) -> None:
+    """Each method's mean learning curve with a 95% CI band over seeds; the x axis is
+    env-steps divided by ``x_per`` (e.g. the episode length)."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for m, r in runs.items():
+        steps, values = curve(r, metric)
+        mean, n = np.nanmean(values, 1), np.sum(~np.isnan(values), 1)
+        ci = 1.96 * np.nanstd(values, 1, ddof=1) / np.sqrt(n) if values.shape[1] > 1 else 0 * mean
+        ax.plot(steps / x_per, mean, label=f"{m} ({values.shape[1]} seeds)")
+        ax.fill_between(steps / x_per, mean - ci, mean + ci, alpha=0.2)
+    ax.set(xlabel=xlabel, ylabel=ylabel or metric, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
