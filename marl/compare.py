@@ -82,9 +82,11 @@ def final_eval(run: Path, episodes: int) -> dict:
     return json.loads(out.read_text())
 
 
-def per_seed(runs: list[Path], episodes: int, key: str = "per_seed_return") -> np.ndarray:
-    """[seeds]: each seed's greedy evaluation ``key`` (a per-seed list in ``final.json``)."""
-    return np.concatenate([final_eval(r, episodes)["deterministic"][key] for r in runs])
+def per_seed(runs: list[Path], episodes: int, metric: str = "return") -> np.ndarray:
+    """[seeds]: each seed's mean greedy evaluation ``metric``."""
+    return np.concatenate(
+        [final_eval(r, episodes)["deterministic"]["per_seed"][metric] for r in runs]
+    )
 
 
 def compare(

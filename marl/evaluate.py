@@ -167,7 +167,9 @@ class Evaluator:
         for mode, run in self._runs.items():
             stats, episodes = jax.device_get(run(*args, keys))  # [S, E] each
             results[mode] = {k: mean_ci(np.ravel(v)) for k, v in stats.items()}
-            results[mode]["per_seed_return"] = np.asarray(stats["return"]).mean(-1).tolist()
+            results[mode]["per_seed"] = {
+                k: np.asarray(v).mean(-1).tolist() for k, v in stats.items()
+            }
             if episodes is not None:
                 numbers = self.policy.statistics(episodes)
                 results[mode]["statistics"] = {k: jsonable(v) for k, v in numbers.items()}
@@ -218,7 +220,7 @@ class Evaluator:
 
 def format_table(results: dict[str, Any]) -> str:
     """A plain-text table: one row per mode, mean ± 95% CI per statistic."""
-    skip = ("per_seed_return", "statistics")
+    skip = ("per_seed", "statistics")
     keys = [k for k in results["deterministic"] if k not in skip]
     keys = ["return", "length"] + [k for k in keys if k not in ("return", "length")]
     head = f"{'mode':<14}" + "".join(f"{k:>24}" for k in keys)

@@ -147,7 +147,7 @@ class Logger:
                         values.update(
                             {f"eval/{m}/{s}": np.asarray(x, np.float64) for s, x in v.items()}
                         )
-                    elif k != "per_seed_return":
+                    elif k != "per_seed":
                         values[f"eval/{m}/{k}"] = np.asarray(v[0])
             if "gif" in results:
                 extra["eval/video"] = wandb.Video(results["gif"], format="gif")

@@ -9,9 +9,12 @@ from envs.registry import _factory
 
 
 def env_cases() -> list[tuple[str, dict]]:
-    """MPE scenarios with discrete and continuous actions; other environments as registered."""
+    """MPE scenarios with discrete and continuous actions; other environments as registered
+    (JaxMARL's, through the adapter, are tested in ``test_from_jaxmarl.py``)."""
     cases = []
     for name in envs.list_envs():
+        if name.startswith("smax/"):
+            continue
         if name.startswith("mpe/"):
             cases += [(name, {"continuous_actions": c}) for c in (False, True)]
         else:

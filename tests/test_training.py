@@ -145,7 +145,7 @@ def test_evaluate_script_writes_table_and_gif(tiny, capsys):
     out = capsys.readouterr().out
     assert "deterministic" in out and "stochastic" in out and "±" in out
     result = json.loads((run / "eval" / "evaluate_2.json").read_text())
-    assert result["seeds"] == 2 and len(result["deterministic"]["per_seed_return"]) == 2
+    assert result["seeds"] == 2 and len(result["deterministic"]["per_seed"]["return"]) == 2
     gif = Path(result["gif"])
     assert gif.exists() and gif.stat().st_size > 1000
 
