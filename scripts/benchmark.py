@@ -4,6 +4,7 @@
     python scripts/benchmark.py envs --batch 1 1024 --json out.json
     python scripts/benchmark.py cable                     # cable_load/hover env and MAPPO training
     python scripts/benchmark.py hammer [--multiwalker]    # HAMMER v2 and IL vs the reference code
+    python scripts/benchmark.py commformer [--n 3 5 8 16] # CommFormer vs MAPPO and the reference
 
 One env-step is all agents acting once in one environment. JAX rollouts are ``jit`` +
 ``lax.scan`` over random actions with auto-reset, compile time excluded, best of
@@ -353,6 +354,47 @@ def bench_cable(args: argparse.Namespace) -> dict:
     }
 
 
+# The CommFormer reference code on this project's 2-core machine (../shared/research/
+# commformer.md): sparse commformer_dec on Predator-Prey, 1 torch thread.
+REFERENCE_COMMFORMER_PP = 606
+
+
+def bench_commformer(args: argparse.Namespace) -> dict:
+    """CommFormer and MAPPO training with the reference's PPO (``algo=mat``): on Predator-Prey
+    (``experiment=commformer_pp``, against the reference's 606 env-steps/s) and on
+    ``mpe/spread`` with N agents (how the cost grows with N)."""
+    methods = {
+        "CommFormer": ["policy=commformer", "comm=graph"],
+        "MAPPO": ["policy=mappo", "comm=none"],
+    }
+    settings = {"predator_prey/pp": ["experiment=commformer_pp"]}
+    for n in args.n:
+        settings[f"mpe/spread N={n}"] = [
+            "experiment=commformer_pp",
+            "env=spread",
+            f"env.options.num_agents={n}",
+            "env.num_envs=32",
+            "algo.num_steps=100",
+        ]
+    out = {}
+    for setting, base in settings.items():
+        group = {
+            name: partial(ours_training, [*base, *method], args.total_timesteps, 1)
+            for name, method in methods.items()
+        }
+        rows = interleaved(group, args.total_timesteps, args.repeats)
+        reference = REFERENCE_COMMFORMER_PP if setting.startswith("predator") else None
+        print(f" {setting}:")
+        print_rows(rows, reference, "the reference")
+        out[setting] = {"rows": rows, "reference_env_steps_per_s": reference}
+    return {
+        "task": f"CommFormer (sparsity 0.4, bi-level) and MAPPO training with algo=mat (10 "
+        f"full-batch epochs), {args.total_timesteps:,} env-steps, 1 seed, compile excluded, "
+        f"best of {args.repeats} interleaved",
+        **out,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -379,6 +421,11 @@ def main() -> None:
     p.add_argument("--multiwalker-steps", type=int, default=20_000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("commformer", help="CommFormer vs MAPPO training, and vs the reference")
+    p.add_argument("--total-timesteps", type=int, default=40_000)
+    p.add_argument("--n", type=int, nargs="*", default=[3, 5, 8, 16], help="mpe/spread sizes")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", help="also write the results here")
     p = sub.add_parser("cable", help="cable-suspended load: env-steps/s and MAPPO training")
     p.add_argument("--env", default="cable_load/hover")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 1024, 4096])
@@ -399,7 +446,13 @@ def main() -> None:
         "env-steps/s (one step = all agents act once in one env); compile excluded, best of "
         f"{args.repeats}"
     )
-    bench = {"envs": bench_envs, "train": bench_train, "hammer": bench_hammer, "cable": bench_cable}
+    bench = {
+        "envs": bench_envs,
+        "train": bench_train,
+        "hammer": bench_hammer,
+        "commformer": bench_commformer,
+        "cable": bench_cable,
+    }
     bench = bench[args.what]
     results = {"machine": machine, "jax": jax.__version__, **bench(args)}
     if args.json:
