@@ -3,18 +3,20 @@ PettingZoo's multiwalker: the messenger variants against independent learners, I
 random messages and MAPPO.
 
     python experiments/hammer/run.py train --n 3 --algo ppo [--methods IL v2 ...] [--seeds 5]
-        [--episodes 30000] [--fixed-start]
+        [--episodes 30000] [--fixed-start] [--ablation partial|hetero]
     python experiments/hammer/run.py train --multiwalker [--steps 200000] [--methods ...]
     python experiments/hammer/run.py report
 
 ``train`` runs each method through the real trainer into
-``runs/<algo>[-fixed]/<n<N>|multiwalker>/<method>/``; on spread as one run of ``--seeds``
+``runs/<algo>[-fixed][-<ablation>]/<n<N>|multiwalker>/<method>/``; on spread as one run of ``--seeds``
 seeds (vmapped), on multiwalker (a host environment: one seed per run) as one run per seed in
 ``seed<k>/``. Finished runs (a ``summary.json``) are reused. ``--algo ppo`` is the project's
 PPO (``configs/algo/ppo.yaml``: GAE, 128 steps per env, 4 epochs x 4 minibatches); ``--algo
 hammer_reference`` the reference's (Monte-Carlo returns normalised per agent, 32 episodes per
 update, 8 full-batch epochs, gamma 0.95). Resets are random layouts every episode unless
-``--fixed-start`` (the reference's ``reset(seed)``: one layout per seed). Multiwalker
+``--fixed-start`` (the reference's ``reset(seed)``: one layout per seed). The paper's
+ablations: ``--ablation partial`` (every agent keeps its first 10 observation values) and
+``--ablation hetero`` (agent 0 alone keeps its first 10). Multiwalker
 (``configs/env/multiwalker_hammer.yaml``, the paper's settings) gives the messenger the
 previous actions too (``comm.sees_actions=true``), as the reference does.
 
@@ -69,8 +71,18 @@ EVAL_EPISODES = {"spread": 100, MULTIWALKER: 10}  # per seed, in the report's fi
 COMPARE = [("v2", "IL"), ("v3", "IL"), ("v2", "IL+random"), ("v3", "IL+random")]
 
 
-def overrides(method: str, n: int, algo: str, seeds: int, episodes: int, fixed: bool) -> list[str]:
+ABLATIONS = {
+    None: [],
+    "partial": ["env.observe_first=10"],
+    "hetero": ["env.observe_first=10", "env.observe_first_agents=[0]"],
+}
+
+
+def overrides(
+    method: str, n: int, algo: str, seeds: int, episodes: int, fixed: bool, ablation=None
+) -> list[str]:
     return [
+        *ABLATIONS[ablation],
         *METHODS[method],
         f"algo={algo}",
         *ENV[algo],
@@ -104,8 +116,8 @@ def multiwalker_overrides(method: str, algo: str, seed: int, steps: int) -> list
     ]
 
 
-def setting_dir(algo: str, task: str, fixed: bool) -> Path:
-    return RUNS / f"{algo}{'-fixed' if fixed else ''}" / task
+def setting_dir(algo: str, task: str, fixed: bool, ablation: str | None = None) -> Path:
+    return RUNS / f"{algo}{'-fixed' if fixed else ''}{f'-{ablation}' if ablation else ''}" / task
 
 
 def report() -> None:
@@ -130,6 +142,10 @@ def report() -> None:
             else f"N = {task[1:]}, {env_steps // STEPS:,} episodes per seed"
         )
         layouts = "fixed layout per seed" if "fixed" in setting.parent.name else "random layouts"
+        layouts += {
+            "partial": ", each agent sees its first 10 observation values",
+            "hetero": ", agent 0 sees its first 10 observation values",
+        }.get(setting.parent.name.split("-")[-1], "")
         column = {m: f"{g[0]:.2f} ± {g[1]:.2f}" for m, g in greedy.items()}
         lines += [
             f"### {name}: {budget}, algo={setting.parent.name.split('-')[0]}, {layouts}",
@@ -201,6 +217,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--episodes", type=int, default=30_000, help="per seed, on spread")
     p.add_argument("--fixed-start", action="store_true")
+    p.add_argument("--ablation", choices=["partial", "hetero"])
     p.add_argument("--multiwalker", action="store_true", help="PettingZoo's multiwalker")
     p.add_argument("--steps", type=int, default=200_000, help="env-steps per seed, multiwalker")
     a = p.parse_args()
@@ -214,8 +231,8 @@ def main() -> None:
         return
     for n in a.n:
         for m in a.methods:
-            run_dir = setting_dir(a.algo, f"n{n}", a.fixed_start) / m
-            args = overrides(m, n, a.algo, a.seeds, a.episodes, a.fixed_start)
+            run_dir = setting_dir(a.algo, f"n{n}", a.fixed_start, a.ablation) / m
+            args = overrides(m, n, a.algo, a.seeds, a.episodes, a.fixed_start, a.ablation)
             train_run(run_dir, args)
 
 
