@@ -129,7 +129,7 @@ def test_only_senders_change_an_agents_action_distribution(tiny):
     assert np.abs(base[:, 0] - loud[:, 0]).max() > 1e-4  # 1 is
 
 
-@pytest.mark.parametrize("closed", ["gate", "none"])
+@pytest.mark.parametrize("closed", ["gate", pytest.param("none", marks=pytest.mark.slow)])
 def test_closed_gates_and_no_communication_hear_no_one(tiny, closed):
     overrides = [*CF, "comm.gate=true"] if closed == "gate" else ["policy=commformer", "comm=none"]
     policy, learner, state = one_seed(tiny(closed, *overrides))
@@ -151,7 +151,7 @@ def test_closed_gates_and_no_communication_hear_no_one(tiny, closed):
         assert np.abs(base[:, 0] - loud[:, 0]).max() > 1e-4
 
 
-@pytest.mark.parametrize("continuous", [False, True])
+@pytest.mark.parametrize("continuous", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_autoregressive_acting_matches_teacher_forcing(tiny, continuous):
     extra = ["+env.options.continuous_actions=true"] if continuous else []
     policy, learner, state = one_seed(tiny(f"ar{continuous}", *CF, *extra))

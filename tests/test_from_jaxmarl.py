@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from pettingzoo.test import parallel_api_test
 
 import envs
@@ -54,5 +55,6 @@ def test_smax_endings_and_the_win_metric():
     assert bool(ts.terminated) and not bool(ts.truncated) and float(ts.info["won"]) == 1.0
 
 
+@pytest.mark.slow
 def test_smax_through_pettingzoo_passes_the_api_test():
     parallel_api_test(to_pettingzoo(envs.make("smax/3m")), num_cycles=30)
