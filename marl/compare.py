@@ -12,14 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from marl.evaluate import mean_ci  # noqa: E402
-from marl.plot import load_curve  # noqa: E402
+from marl.evaluate import mean_ci
+from marl.plot import curve, plot_methods  # noqa: F401  (re-exported for the experiment scripts)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,13 +52,6 @@ def method_runs(method_dir: Path) -> list[Path]:
 
 def commands(runs: list[Path]) -> list[str]:
     return [(r / "command.txt").read_text().strip() for r in runs if (r / "command.txt").exists()]
-
-
-def curve(runs: list[Path], metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
-    """(env_steps [U], values [U, seeds]) over a method's runs."""
-    curves = [load_curve(r, metric) for r in runs]
-    u = min(len(steps) for steps, _ in curves)
-    return curves[0][0][:u], np.concatenate([values[:u] for _, values in curves], 1)
 
 
 def final_scores(runs: list[Path], metric: str = "return") -> np.ndarray:
@@ -138,29 +127,3 @@ def markdown(result: dict, extra: dict[str, dict[str, str]] | None = None) -> li
         for k, v in result["probability_of_improvement"].items():
             lines.append(f"| {k} | {v['p']:.2f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}] |")
     return lines
-
-
-def plot_methods(
-    runs: dict[str, list[Path]],
-    out: Path,
-    title: str,
-    metric: str = "return",
-    x_per: float = 1.0,
-    xlabel: str = "env-steps (per seed)",
-    ylabel: str | None = None,
-) -> None:
-    """Each method's mean learning curve with a 95% CI band over seeds; the x axis is
-    env-steps divided by ``x_per`` (e.g. the episode length)."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for m, r in runs.items():
-        steps, values = curve(r, metric)
-        mean, n = np.nanmean(values, 1), np.sum(~np.isnan(values), 1)
-        ci = 1.96 * np.nanstd(values, 1, ddof=1) / np.sqrt(n) if values.shape[1] > 1 else 0 * mean
-        ax.plot(steps / x_per, mean, label=f"{m} ({values.shape[1]} seeds)")
-        ax.fill_between(steps / x_per, mean - ci, mean + ci, alpha=0.2)
-    ax.set(xlabel=xlabel, ylabel=ylabel or metric, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)

@@ -35,21 +35,43 @@ def plot_runs(
     metric: str = "return",
     labels: list[str] | None = None,
 ) -> Path:
+    """One curve per run directory (its seeds averaged)."""
     labels = labels or [Path(r).name for r in run_dirs]
     if len(labels) != len(run_dirs):
         raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs")
+    runs = {label: [Path(r)] for label, r in zip(labels, run_dirs, strict=True)}
+    return plot_methods(runs, out, "", metric)
+
+
+def curve(runs: list[Path], metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
+    """(env_steps [U], values [U, seeds]) over a method's runs (one with vmapped seeds, or one
+    per seed), cut to the shortest."""
+    curves = [load_curve(r, metric) for r in runs]
+    u = min(len(steps) for steps, _ in curves)
+    return curves[0][0][:u], np.concatenate([values[:u] for _, values in curves], 1)
+
+
+def plot_methods(
+    runs: dict[str, list[Path]],
+    out: str | Path,
+    title: str = "",
+    metric: str = "return",
+    x_per: float = 1.0,
+    xlabel: str = "env-steps (per seed)",
+    ylabel: str | None = None,
+) -> Path:
+    """Each method's mean curve with a 95% CI band over its seeds; the x axis is env-steps
+    divided by ``x_per`` (e.g. the episode length)."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for run, label in zip(run_dirs, labels, strict=True):
-        steps, values = load_curve(run, metric)
-        mean = np.nanmean(values, 1)
-        n = np.sum(~np.isnan(values), 1)
+    for m, r in runs.items():
+        steps, values = curve(r, metric)
+        mean, n = np.nanmean(values, 1), np.sum(~np.isnan(values), 1)
         ci = 1.96 * np.nanstd(values, 1, ddof=1) / np.sqrt(n) if values.shape[1] > 1 else 0 * mean
-        ax.plot(steps, mean, label=f"{label} ({values.shape[1]} seeds)")
-        ax.fill_between(steps, mean - ci, mean + ci, alpha=0.25)
-    ax.set_xlabel("env steps (per seed)")
-    ax.set_ylabel(metric)
+        ax.plot(steps / x_per, mean, label=f"{m} ({values.shape[1]} seeds)")
+        ax.fill_between(steps / x_per, mean - ci, mean + ci, alpha=0.2)
+    ax.set(xlabel=xlabel, ylabel=ylabel or metric, title=title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
