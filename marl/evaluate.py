@@ -40,7 +40,7 @@ class Episodes:
     action: Any
     extras: Any  # what ``act`` returned to be stored
     aux: dict  # ``act``'s step metrics
-    info: dict  # the step's task metrics and episode statistics
+    info: dict  # the step's task metrics, episode statistics and task variables (task/...)
     valid: jax.Array  # [T, E] bool
     env_state: Any = None  # for GIFs: the environment state after the step
     first_state: Any = None  # for GIFs: the state after reset
@@ -98,7 +98,9 @@ def run_episodes(
             policy, venv, params, method_state, runner, key, ctx, deterministic, False
         )
         states = nxt.env_state if record_states else None
-        info = episode_info(ts)
+        # the step's metrics, and the task variables of the episode it belongs to
+        tasks = {k: v for k, v in ts.info.items() if k.startswith("task/")}
+        info = {**episode_info(ts), **tasks}
         return (
             nxt,
             ts,

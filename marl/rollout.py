@@ -190,7 +190,8 @@ def rollout(policy: ActorCritic, venv, params, method_state, runner, key, num_st
 
 def episode_info(ts) -> dict:
     """Per-env scalars of a step: task metrics, ``return`` (episode return, mean over agents)
-    and ``episode_length`` (meaningful where the episode ended)."""
-    info = {k: v for k, v in ts.info.items() if not k.startswith("final_")}
+    and ``episode_length`` (meaningful where the episode ended). Not the task variables
+    (``task/...``: what the symbols of a channel may be about, e.g. the goal landmark)."""
+    info = {k: v for k, v in ts.info.items() if not k.startswith(("final_", "task/"))}
     info["return"] = info.pop("episode_return").mean(-1)
     return info

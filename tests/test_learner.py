@@ -48,6 +48,8 @@ POLICIES = {
     "hammer-v3": ["policy=hammer", "comm=messenger", "comm.mode=dru"],  # stored DRU noise
     # the previous actions the messenger saw, kept in the carry and stored
     "hammer-actions": ["policy=hammer", "comm=messenger", "comm.sees_actions=true"],
+    # symbols re-quantised at update time with the rollout's codebook (EMA, restarts)
+    "vq": ["env=speaker_listener", "comm=vq", "comm.seq_len=2"],
     # a Gumbel top-k graph, gate noise and dropout masks drawn while acting and stored
     "commformer": [
         "policy=commformer",

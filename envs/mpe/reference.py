@@ -62,7 +62,8 @@ class Reference(ParticleEnv):
         return (1 - self.local_ratio) * local.mean() + self.local_ratio * local
 
     def _scenario_metrics(self, state: MPEState) -> dict[str, Array]:
-        return {"goal_dist": self._goal_dists(state).mean()}
+        # task/target: per agent, the goal landmark it knows (and the other agent needs)
+        return {"goal_dist": self._goal_dists(state).mean(), "task/target": state.goal}
 
     def _entity_colors(self, state: MPEState) -> np.ndarray:
         color = self.color.copy()

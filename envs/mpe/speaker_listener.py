@@ -55,7 +55,8 @@ class SpeakerListener(ParticleEnv):
         return jnp.full(2, -self._goal_dist2(state))
 
     def _scenario_metrics(self, state: MPEState) -> dict[str, Array]:
-        return {"goal_dist": jnp.sqrt(self._goal_dist2(state))}
+        # task/target: the goal landmark (what the speaker may talk about), per agent
+        return {"goal_dist": jnp.sqrt(self._goal_dist2(state)), "task/target": state.goal}
 
     def _entity_colors(self, state: MPEState) -> np.ndarray:
         color = self.color.copy()

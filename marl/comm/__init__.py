@@ -11,6 +11,7 @@ from envs.core import AgentSpaces
 from marl.comm.base import NoChannel
 from marl.comm.graph import GraphConfig, make_graph
 from marl.comm.messenger import MessengerConfig, make_messenger
+from marl.comm.vq import VQConfig, make_vq
 from marl.config import CommConfig
 
 
@@ -24,6 +25,7 @@ CHANNELS: dict[str, ChannelEntry] = {
     "none": ChannelEntry(CommConfig, lambda cfg, env: NoChannel()),
     "messenger": ChannelEntry(MessengerConfig, make_messenger),
     "graph": ChannelEntry(GraphConfig, make_graph),
+    "vq": ChannelEntry(VQConfig, make_vq),
 }
 
 

@@ -1,0 +1,150 @@
+"""A vector-quantised symbol channel (VQ-VAE style, van den Oord et al. 2017; the "AI Mother
+Tongue" symbol system, Liu 2025): every agent says ``seq_len`` symbols from a codebook of K.
+
+Each agent encodes its features ``h_i`` to ``seq_len`` vectors ``z_e`` (a linear layer), and
+each vector is replaced by its nearest codebook vector (Euclidean). The symbol is that code's
+index; the message is the code vector with the straight-through gradient ``c + (z_e -
+stop_gradient(z_e))`` (exactly ``c`` forward, the identity backward), so the receivers' losses train the sender's encoder. Every agent
+hears the messages of all the others (in agent order, its own left out), appended to its
+own features before the action head.
+
+- Losses (``aux``, joined to the loss): commitment ``beta * |z_e - sg(c)|^2``, and with
+  ``ema=false`` the codebook loss ``codebook_coef * |sg(z_e) - c|^2`` (the codebook is then
+  a parameter of the ``comm`` group).
+- ``ema=true``: the codebook lives in the method state and follows the exponential moving
+  average of the encodings assigned to it (decay ``ema_decay``; Laplace-smoothed usage), as in
+  VQ-VAE-2; it moves at every optimiser step, from the minibatch's encodings.
+- Dead codes (``ema=true``): a code whose moving-average share of the assignments falls below
+  ``restart_threshold`` is restarted at a random encoding of the current minibatch.
+- Symbols are re-quantised at update time (the channel is deterministic: with the parameters
+  and codebook of the rollout the update sends the same symbols, so the PPO ratio is exactly 1
+  at the first minibatch). While acting, ``aux["symbols"]`` holds the one-hot symbols ``[...,
+  N, seq_len, K]`` (the trainer logs their rollout mean: the codebook usage per agent and
+  position; the evaluator records them for ``statistics``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from marl.comm.symbols import symbol_statistics
+from marl.config import CommConfig
+from marl.networks import dense, rows
+
+
+@dataclass
+class VQConfig(CommConfig):
+    name: str = "vq"
+    codebook_size: int = 16  # K symbols
+    code_dim: int = 8  # D: the size of a code vector
+    seq_len: int = 1  # symbols per message
+    beta: float = 0.25  # commitment loss weight
+    codebook_coef: float = 1.0  # codebook loss weight (ema=false)
+    ema: bool = True  # codebook by moving averages (in the method state), not by gradient
+    ema_decay: float = 0.99
+    restart_threshold: float = 1e-3  # ema: restart codes below this share of assignments; 0: never
+
+
+class VQChannel(nn.Module):
+    cfg: VQConfig
+    num_agents: int
+
+    def quantise(self, z_e: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``z_e [..., D]`` -> (symbols ``[...]`` int32, straight-through code vectors)."""
+        d2 = (
+            jnp.sum(z_e**2, -1, keepdims=True) - 2 * z_e @ codebook.T + jnp.sum(codebook**2, -1)
+        )  # [..., K]
+        symbols = jnp.argmin(d2, -1)
+        code = codebook[symbols]
+        return symbols, code + (z_e - jax.lax.stop_gradient(z_e))  # exactly the code forward
+
+    @nn.compact
+    def __call__(self, h: jax.Array, obs, ctx, extras=None):
+        c, n = self.cfg, self.num_agents
+        k, d = c.codebook_size, c.code_dim
+        acting = extras is None
+        init = lambda key, shape: jax.random.uniform(key, shape, minval=-1 / k, maxval=1 / k)  # noqa: E731
+        if c.ema:
+            codebook = self.variable(
+                "method_state", "codebook", lambda: init(self.make_rng("params"), (k, d))
+            )
+            usage = self.variable("method_state", "usage", lambda: jnp.full((k,), 1.0 / k))
+            embed_sum = self.variable("method_state", "embed_sum", lambda: codebook.value / k)
+            book = codebook.value
+        else:
+            book = self.param("codebook", init, (k, d))
+        z_e = rows(dense(c.seq_len * d, 1.0), h).reshape(*h.shape[:-1], c.seq_len, d)
+        symbols, z_q = self.quantise(z_e, book)  # [..., N, L], [..., N, L, D]
+        message = z_q.reshape(*h.shape[:-1], c.seq_len * d)
+        others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int32)
+        heard = message[..., others, :].reshape(*h.shape[:-1], (n - 1) * c.seq_len * d)
+        out = jnp.concatenate([h, heard], -1)
+        one_hot = jax.nn.one_hot(symbols, k)  # [..., N, L, K]
+        if acting:
+            return out, {}, {"symbols": one_hot}
+        flat_e, flat_hot = z_e.reshape(-1, d), one_hot.reshape(-1, k)
+        code = jax.lax.stop_gradient(book[symbols])
+        aux = {"loss/vq_commit": c.beta * jnp.mean(jnp.sum((z_e - code) ** 2, -1))}
+        share = flat_hot.mean(0)  # [K] the batch's share of assignments per code
+        if not c.ema:
+            codebook_loss = jnp.mean(jnp.sum((jax.lax.stop_gradient(z_e) - book[symbols]) ** 2, -1))
+            aux["loss/vq_codebook"] = c.codebook_coef * codebook_loss
+        else:
+            g = c.ema_decay
+            sums = flat_hot.T @ jax.lax.stop_gradient(flat_e) / flat_e.shape[0]  # [K, D]
+            new_usage = g * usage.value + (1 - g) * share
+            new_sum = g * embed_sum.value + (1 - g) * sums
+            smoothed = (new_usage + 1e-5) / (1 + k * 1e-5)
+            new_book = new_sum / smoothed[:, None]
+            if c.restart_threshold > 0:  # dead codes restart at random encodings of the batch
+                dead = new_usage < c.restart_threshold
+                pick = jax.random.randint(self.make_rng("comm"), (k,), 0, flat_e.shape[0])
+                fresh = jax.lax.stop_gradient(flat_e[pick])
+                new_book = jnp.where(dead[:, None], fresh, new_book)
+                new_usage = jnp.where(dead, 1.0 / k, new_usage)
+                new_sum = jnp.where(dead[:, None], fresh / k, new_sum)
+                aux["vq/restarted"] = dead.sum().astype(jnp.float32)
+            codebook.value, usage.value, embed_sum.value = new_book, new_usage, new_sum
+        entropy = -jnp.sum(share * jnp.log(jnp.maximum(share, 1e-12)))
+        aux["vq/perplexity"] = jnp.exp(entropy)  # of the minibatch's symbols, all agents
+        aux["vq/unused_codes"] = jnp.sum(share == 0).astype(jnp.float32)
+        return out, {}, aux
+
+    def statistics(self, episodes) -> dict:
+        """Symbol statistics of the evaluation episodes (``marl.comm.symbols``), all seeds
+        pooled per agent; the task variables are the environment's ``task/...`` infos."""
+        valid = np.asarray(episodes.valid)  # [S, T, E]
+        symbols = np.asarray(episodes.aux["symbols"]).argmax(-1)[valid]  # [M, N, L]
+        tasks = {
+            name.removeprefix("task/"): np.asarray(v)[valid]  # [M] or [M, N]
+            for name, v in episodes.info.items()
+            if name.startswith("task/")
+        }
+        return symbol_statistics(symbols, self.cfg.codebook_size, tasks)
+
+
+def make_vq(cfg: VQConfig, env) -> VQChannel:
+    if min(cfg.codebook_size, cfg.code_dim, cfg.seq_len) < 1 or cfg.codebook_size < 2:
+        raise ValueError(
+            f"comm: codebook_size >= 2, code_dim >= 1 and seq_len >= 1 are needed, got {cfg}"
+        )
+    if cfg.beta < 0 or cfg.codebook_coef < 0 or not 0.0 < cfg.ema_decay < 1.0:
+        raise ValueError(f"comm: beta, codebook_coef >= 0 and ema_decay in (0, 1), got {cfg}")
+    if not 0.0 <= cfg.restart_threshold < 1.0 / cfg.codebook_size:
+        raise ValueError(
+            f"comm.restart_threshold must be in [0, 1/codebook_size) (a share of the "
+            f"assignments), got {cfg.restart_threshold}"
+        )
+    if cfg.restart_threshold > 0 and not cfg.ema:
+        raise ValueError(
+            "comm.restart_threshold > 0 needs comm.ema=true (restarts rewrite the codebook, "
+            "which must live in the method state); set comm.restart_threshold=0"
+        )
+    if env.num_agents < 2:
+        raise ValueError("comm=vq needs at least 2 agents (someone to hear the symbols)")
+    return VQChannel(cfg, env.num_agents)

@@ -1,0 +1,168 @@
+"""The VQ symbol channel (marl/comm/vq.py) and the symbol statistics (marl/comm/symbols.py):
+the straight-through gradient, the codebook's moves, dead-code restarts, resume, the
+power-law fit and the mutual information."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from marl.checkpoint import Checkpointer
+from marl.comm.symbols import fit_power_law, mutual_information, symbol_statistics
+from marl.comm.vq import VQChannel, VQConfig, make_vq
+from marl.policies import Context
+from marl.train import train
+
+N, H = 3, 6
+CTX = Context.at(0, 1)
+
+
+def channel(**kw) -> tuple[VQChannel, dict]:
+    module = VQChannel(VQConfig(**kw), N)
+    h = jax.random.normal(jax.random.PRNGKey(0), (5, N, H))
+    variables = module.init(
+        {"params": jax.random.PRNGKey(1), "comm": jax.random.PRNGKey(2)}, h, None, CTX
+    )
+    return module, variables
+
+
+def codebook(variables) -> jax.Array:
+    if "method_state" in variables:
+        return variables["method_state"]["codebook"]
+    return variables["params"]["codebook"]
+
+
+def update(module, variables, h, key=3):
+    """The channel at update time (``extras`` given): (out, aux, new method state)."""
+    (out, _, aux), state = module.apply(
+        variables,
+        h,
+        None,
+        CTX,
+        {},
+        rngs={"comm": jax.random.PRNGKey(key)},
+        mutable=["method_state"],
+    )
+    return out, aux, state
+
+
+@pytest.mark.parametrize("ema", [True, False])
+def test_messages_are_codes_and_the_straight_through_gradient_reaches_the_sender(ema):
+    module, variables = channel(
+        ema=ema, codebook_size=4, code_dim=2, seq_len=2, restart_threshold=0
+    )
+    h = jax.random.normal(jax.random.PRNGKey(4), (7, N, H))
+    out, _, aux = module.apply(variables, h, None, CTX)
+    heard = out[..., H:].reshape(7, N, N - 1, 2, 2)  # [B, receiver, sender, L, D]
+    book = np.asarray(codebook(variables))
+    distance = np.abs(np.asarray(heard)[..., None, :] - book).sum(-1).min(-1)
+    assert distance.max() == 0.0  # every message vector is exactly one of the K codes
+    one_hot = np.asarray(aux["symbols"])  # [B, N, L, K]
+    assert one_hot.shape == (7, N, 2, 4) and (one_hot.sum(-1) == 1).all()
+    # agent 1 hears agents 0 and 2: their features get gradient through the quantiser,
+    # its own do not (through the message; its features pass through unquantised)
+    grad = jax.grad(lambda h: module.apply(variables, h, None, CTX)[0][:, 1, H:].sum())(h)
+    grad = np.abs(np.asarray(grad)).sum((0, 2))  # [N]
+    assert grad[0] > 0 and grad[2] > 0 and grad[1] == 0
+    encoder = jax.grad(
+        lambda p: module.apply({**variables, "params": p}, h, None, CTX)[0][..., H:].sum()
+    )(variables["params"])
+    assert np.abs(np.asarray(encoder["Dense_0"]["kernel"])).sum() > 0
+
+
+def test_codebook_loss_trains_the_codebook_and_commitment_the_encoder():
+    module, variables = channel(ema=False, restart_threshold=0)
+    h = jax.random.normal(jax.random.PRNGKey(4), (7, N, H))
+
+    def losses(params):
+        _, aux, _ = update(module, {**variables, "params": params}, h)
+        return aux["loss/vq_codebook"], aux["loss/vq_commit"]
+
+    g_book = jax.grad(lambda p: losses(p)[0])(variables["params"])
+    g_commit = jax.grad(lambda p: losses(p)[1])(variables["params"])
+    assert np.abs(g_book["codebook"]).sum() > 0 and np.abs(g_book["Dense_0"]["kernel"]).sum() == 0
+    assert (
+        np.abs(g_commit["codebook"]).sum() == 0 and np.abs(g_commit["Dense_0"]["kernel"]).sum() > 0
+    )
+
+
+def test_ema_codebook_moves_toward_its_encodings_and_dead_codes_restart():
+    h = jax.random.normal(jax.random.PRNGKey(4), (64, N, H))
+    for threshold in (0.0, 0.07):
+        module, variables = channel(
+            codebook_size=8, code_dim=4, ema_decay=0.5, restart_threshold=threshold
+        )
+        kernel = variables["params"]["Dense_0"]
+        enc = np.asarray(h.reshape(-1, H) @ kernel["kernel"] + kernel["bias"])  # [M, D], L = 1
+        book0 = np.asarray(codebook(variables))
+        assign = np.argmin(((enc[:, None] - book0) ** 2).sum(-1), 1)
+        share = np.bincount(assign, minlength=8) / len(assign)
+        _, aux, state = update(module, variables, h)
+        book1 = np.asarray(state["method_state"]["codebook"])
+        dead = np.flatnonzero(0.5 / 8 + 0.5 * share < threshold)  # the EMA share after the step
+        for k in np.setdiff1d(np.unique(assign), dead):
+            target = enc[assign == k].mean(0)
+            assert np.linalg.norm(book1[k] - target) < np.linalg.norm(book0[k] - target)
+        if threshold == 0:
+            continue
+        # unused codes (and rarely used ones) restart at encodings of the batch
+        assert np.isin(np.setdiff1d(np.arange(8), assign), dead).all() and len(dead) > 0
+        assert float(aux["vq/restarted"]) == len(dead)
+        for k in dead:
+            assert np.abs(enc - book1[k]).sum(-1).min() < 1e-5
+        np.testing.assert_allclose(np.asarray(state["method_state"]["usage"])[dead], 1 / 8)
+
+
+def test_bad_vq_configs_are_refused():
+    env = type("Env", (), {"num_agents": 2})()
+    with pytest.raises(ValueError, match="needs comm.ema=true"):
+        make_vq(VQConfig(ema=False), env)
+    with pytest.raises(ValueError, match="restart_threshold must be in"):
+        make_vq(VQConfig(codebook_size=4, restart_threshold=0.5), env)
+    with pytest.raises(ValueError, match="at least 2 agents"):
+        make_vq(VQConfig(), type("Env", (), {"num_agents": 1})())
+
+
+def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
+    """The EMA codebook and usage (method state) survive a checkpoint and resume bitwise;
+    the evaluation's symbol statistics include the mutual information with the goal."""
+    vq = ("env=speaker_listener", "comm=vq", "num_seeds=2")
+    straight = train(tiny("straight", *vq))
+    stopped = train(tiny("stopped", *vq), stop_after_chunks=1)
+    resumed = train(tiny("ignored", f"resume={stopped}"))
+    a, b = (Checkpointer(run / "checkpoints", 3).load() for run in (straight, resumed))
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+    state = a["method_state"]["method_state"]["channel"]
+    assert not np.array_equal(state["codebook"][0], state["codebook"][1])  # per seed
+    final = json.loads((straight / "summary.json").read_text())["eval"]["deterministic"]
+    stats = final["statistics"]
+    assert np.shape(stats["symbols/mi/target"]) == (2,)  # speaker, listener
+    assert np.shape(stats["symbols/perplexity"]) == (2,)
+
+
+def test_power_law_fits_recover_a_zipf_exponent():
+    rng = np.random.default_rng(0)
+    for s in (1.0, 1.5):
+        ranks = np.arange(1, 1001)
+        p = ranks**-s / np.sum(ranks**-s)
+        counts = np.sort(np.bincount(rng.choice(1000, 200_000, p=p), minlength=1000))[::-1]
+        fit = fit_power_law(counts, min_count=20)
+        assert abs(fit["alpha_mle"] - s) < 0.1, fit
+        assert abs(fit["slope_lsq"] - s) < 0.1, fit
+
+
+def test_mutual_information_and_symbol_statistics():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 3, 3000)
+    noise = rng.integers(0, 8, 3000)
+    symbols = np.stack([target, noise], 1)[:, :, None]  # agent 0 names the target
+    stats = symbol_statistics(symbols, 8, {"target": target})
+    h = -np.sum(np.bincount(target) / 3000 * np.log2(np.bincount(target) / 3000))
+    np.testing.assert_allclose(stats["symbols/mi/target"][0], h, rtol=1e-9)
+    assert stats["symbols/mi/target"][1] < 0.02 and stats["symbols/mi_shuffled/target"][0] < 0.02
+    np.testing.assert_array_equal(stats["symbols/dead_codes"], [5, 0])
+    np.testing.assert_allclose(stats["symbols/perplexity"], [2**h, 8], rtol=1e-2)
+    assert mutual_information(target, target) == pytest.approx(h)
