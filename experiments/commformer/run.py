@@ -1,5 +1,6 @@
 """CommFormer against full communication, no communication and MAPPO, on grid
-Predator-Prey (PP), Predator-Capture-Prey (PCP) and cooperative navigation.
+Predator-Prey (PP), Predator-Capture-Prey (PCP), cooperative navigation (spread N = 3, 5, 8),
+cooperative communication (reference) and SMAX (3m, 5m_vs_6m; the ``bench`` extra).
 
     python experiments/commformer/run.py train --tasks pp pcp [--methods ...] [--seeds 5]
         [--steps 500000]
@@ -9,10 +10,11 @@ Predator-Prey (PP), Predator-Capture-Prey (PCP) and cooperative navigation.
 trainer, into ``runs/<task>/<method>/`` (finished runs are reused). Grid tasks use
 ``experiment=commformer_pp`` (the reference's settings: 20 envs x 200 steps, 10 epochs, one
 minibatch, clip 0.05, bi-level); spread uses ``algo=mat`` with 32 envs x 100 steps and clip
-0.2. ``report`` evaluates each run once (50 greedy episodes per seed, at most 20 steps on the
+0.2; SMAX uses the reference's SMAC settings (32 envs x 100 steps, 5 epochs, clip 0.05).
+``report`` evaluates each run once (50 greedy episodes per seed, at most 20 steps on the
 grid) and writes ``results.md`` / ``results.json`` (the metric on the grid: steps to capture,
-lower is better; on spread: the greedy return), the learning curves and the learned
-adjacency of every seed (``adjacency_<task>.png``).
+lower is better; on SMAX: the win rate; on MPE: the greedy return), the learning curves and
+the learned adjacency of every seed (``adjacency_<task>.png``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ METHODS = {
 }
 GRID = ["experiment=commformer_pp"]
 SPREAD = ["algo=mat", "env=spread", "env.num_envs=32", "algo.num_steps=100", "algo.clip_eps=0.2"]
+SMAX = ["algo=mat", "env=smax", "algo.num_steps=100", "algo.update_epochs=5"]
 TASKS = {
     "pp": [*GRID],
     "pcp": [*GRID, "env.name=predator_prey/pcp"],
@@ -66,6 +69,9 @@ TASKS = {
         "algo.num_steps=100",
         "algo.clip_eps=0.2",
     ],
+    # The reference's SMAC settings: 32 envs x 100 steps, 5 epochs, clip 0.05.
+    "smax3m": [*SMAX, "env.name=smax/3m"],
+    "smax5m_vs_6m": [*SMAX, "env.name=smax/5m_vs_6m"],
 }
 COMPARE = [
     ("CommFormer", "None"),
@@ -92,6 +98,15 @@ def grid(task: str) -> bool:
     return task in ("pp", "pcp")
 
 
+def metric_of(task: str) -> tuple[str, str, float]:
+    """-> the evaluation metric of ``task``, its label, and the sign that makes higher better."""
+    if grid(task):
+        return "length", "steps to capture (negated: higher is better)", -1.0
+    if task.startswith("smax"):
+        return "won", "win rate", 1.0
+    return "return", "greedy return per agent", 1.0
+
+
 def report() -> None:
     results, lines = {}, []
     for setting in sorted(p for p in RUNS.glob("*") if p.is_dir()):
@@ -100,14 +115,8 @@ def report() -> None:
         runs = {m: r for m, r in runs.items() if r}
         if not runs:
             continue
-        if grid(task):  # fewer steps to capture is better: compare the negated metric
-            metric = {m: per_seed(r, EPISODES, "length") for m, r in runs.items()}
-            result = compare({m: -v for m, v in metric.items()}, COMPARE)
-            label = "steps to capture (negated: higher is better)"
-        else:
-            metric = {m: per_seed(r, EPISODES) for m, r in runs.items()}
-            result = compare(metric, COMPARE)
-            label = "greedy return per agent"
+        key, label, sign = metric_of(task)
+        result = compare({m: sign * per_seed(r, EPISODES, key) for m, r in runs.items()}, COMPARE)
         train = {m: mean_ci(final_scores(r)) for m, r in runs.items()}
         for m, r in runs.items():
             result["methods"][m].update(training_return=train[m], commands=commands(r))
