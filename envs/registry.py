@@ -8,6 +8,7 @@ from functools import partial
 
 from envs.cable_load import CableLoadHover
 from envs.core import MultiAgentEnv
+from envs.games import ContextualPD
 from envs.mpe import Reference, SpeakerListener, Spread, Tag
 from envs.predator_prey import PredatorPrey
 from envs.wrappers.from_jaxmarl import smax
@@ -24,6 +25,8 @@ _REGISTRY: dict[str, Callable[..., MultiAgentEnv]] = {
     "predator_prey/pp": PredatorPrey,
     # Predator-Capture-Prey: 2 seeing predators and 1 blind capture agent.
     "predator_prey/pcp": partial(PredatorPrey, num_predators=2, num_capture=1),
+    # AI Mother Tongue's one-step contextual Prisoner's Dilemma on digit images.
+    "games/contextual_pd": ContextualPD,
     # JaxMARL's SMAX against its heuristic enemy (needs the bench extra).
     "smax/3m": partial(smax, map_name="3m"),
     "smax/5m_vs_6m": partial(smax, map_name="5m_vs_6m"),

@@ -1,0 +1,3 @@
+from envs.games.contextual_pd import ContextualPD
+
+__all__ = ["ContextualPD"]
