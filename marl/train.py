@@ -152,6 +152,11 @@ class Learner:
                 "algo.returns=mc_normalised normalises the returns itself: "
                 "set algo.normalize_values=false"
             )
+        if self.host and policy.pretrain is not None:
+            raise ValueError(
+                f"policy={type(policy).__name__} pretrains on sampled episodes: it needs a JAX "
+                "environment, not a host (PettingZoo) one"
+            )
         check_schedule(a.lr_schedule, "algo.lr_schedule")
         check_schedule(a.ent_schedule, "algo.ent_schedule")
         params = jax.eval_shape(lambda k: self._init_params(k)[0][0], jax.random.PRNGKey(0))
@@ -164,6 +169,10 @@ class Learner:
         obs = Observation.from_timestep(ts, jnp.zeros(self.num_envs, bool))
         return self.policy.init(k_params, obs), env_state, obs
 
+    def fresh_observations(self, key: Array) -> Observation:
+        """The first observations of ``num_envs`` fresh episodes (for ``policy.pretrain``)."""
+        return Observation.from_timestep(self.venv.reset(key)[1], jnp.ones(self.num_envs, bool))
+
     def ctx(self, update: Array, epoch=0, minibatch=0) -> Context:
         return Context.at(update, self.num_updates, epoch, minibatch)
 
@@ -172,6 +181,11 @@ class Learner:
     def init(self, key: Array) -> TrainState:
         k_init, k_train = jax.random.split(key)
         (params, method_state), env_state, obs = self._init_params(k_init)
+        if self.policy.pretrain is not None:
+            k_pre = jax.random.fold_in(k_init, 1)
+            params, method_state = self.policy.pretrain(
+                k_pre, params, method_state, self.fresh_observations
+            )
         normalizer = Normalizer(
             RunningStats.create((obs.obs.shape[-1],)),
             RunningStats.create((obs.state.shape[-1],)),

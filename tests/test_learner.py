@@ -50,6 +50,13 @@ POLICIES = {
     "hammer-actions": ["policy=hammer", "comm=messenger", "comm.sees_actions=true"],
     # symbols re-quantised at update time with the rollout's codebook (EMA, restarts)
     "vq": ["env=speaker_listener", "comm=vq", "comm.seq_len=2"],
+    # sampled symbol sequences (stored) decide the moves; one a2c step per rollout
+    "aim": [
+        "experiment=aim_pd",
+        "policy.pretrain_steps=2",
+        "algo.update_epochs=1",
+        "algo.num_minibatches=1",
+    ],
     # a Gumbel top-k graph, gate noise and dropout masks drawn while acting and stored
     "commformer": [
         "policy=commformer",

@@ -139,8 +139,8 @@ def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
     assert not np.array_equal(state["codebook"][0], state["codebook"][1])  # per seed
     final = json.loads((straight / "summary.json").read_text())["eval"]["deterministic"]
     stats = final["statistics"]
-    assert np.shape(stats["symbols/mi/target"]) == (2,)  # speaker, listener
-    assert np.shape(stats["symbols/perplexity"]) == (2,)
+    assert np.shape(stats["symbols/mi/target"]) == (2, 2)  # [seeds, speaker and listener]
+    assert np.shape(stats["symbols/perplexity"]) == (2, 2)
 
 
 def test_power_law_fits_recover_a_zipf_exponent():

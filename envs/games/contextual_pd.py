@@ -5,7 +5,8 @@ Each round draws a label uniformly, then an image of that label; both agents see
 (flattened pixels in [0, 1]) and the label (one-hot) and choose 0 = cooperate or 1 = defect.
 Payoffs (A, B): CC (4, 4), plus 1 each on even labels; CD (-1, 5) and DC (5, -1), the
 cooperator losing 1 more on odd labels; DD (0, 0). The best joint reward is 10 on even and 8
-on odd labels: 9.0 on average. Every episode is one step (terminated).
+on odd labels: 9.0 on average. Every episode is one step (terminated). ``joint_reward``:
+both agents receive ``rA + rB`` (the reference trains both on it).
 
 Images: scikit-learn's 8 x 8 digits by default, or MNIST from idx files (``images_path``,
 ``labels_path``). Info: ``cooperation`` (both cooperated), ``joint_reward``, and the task
@@ -45,7 +46,12 @@ class PDState:
 class ContextualPD(MultiAgentEnv):
     name = "games/contextual_pd"
 
-    def __init__(self, images_path: str | None = None, labels_path: str | None = None):
+    def __init__(
+        self,
+        images_path: str | None = None,
+        labels_path: str | None = None,
+        joint_reward: bool = False,
+    ):
         if (images_path is None) != (labels_path is None):
             raise ValueError("give both images_path and labels_path (MNIST idx files), or neither")
         images, labels = (
@@ -60,6 +66,7 @@ class ContextualPD(MultiAgentEnv):
         self.first = jnp.asarray(np.concatenate([[0], np.cumsum(counts)[:-1]]), jnp.int32)
         self.counts = jnp.asarray(counts, jnp.int32)
         self.image_shape = images.shape[1:]
+        self.joint_reward = joint_reward
         self.agents = ("agent_a", "agent_b")
         self.max_steps = 1
         width = self.images.shape[1] + 10
@@ -86,7 +93,10 @@ class ContextualPD(MultiAgentEnv):
         actions = actions.astype(jnp.int32)
         reward = jnp.asarray(PAYOFF)[state.label % 2, actions[0], actions[1]]
         state = state.replace(choice=actions, step=state.step + 1)
-        return state, self._timestep(state, reward, jnp.array(True))
+        ts = self._timestep(state, reward, jnp.array(True))
+        if self.joint_reward:  # both agents get rA + rB (the reference's training signal)
+            ts = ts.replace(reward=jnp.full(2, reward.sum()))
+        return state, ts
 
     def _timestep(self, state: PDState, reward: Array, terminated: Array) -> TimeStep:
         x = jnp.concatenate([self.images[state.image], jax.nn.one_hot(state.label, 10)])

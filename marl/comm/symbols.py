@@ -75,14 +75,15 @@ def symbol_statistics(
     fit of the sequences (``slope_lsq``, ``alpha_mle``, ``fit_ranks``; ranks with at least
     ``min_count`` uses), ``mi/<task>`` (bits, sequences vs task) and ``mi_shuffled/<task>``
     (the same with the task shuffled across messages: the plug-in estimate's value for symbols
-    unrelated to the task). All under ``symbols/``."""
+    unrelated to the task), and ``rank_counts`` ``[N, R]``: each agent's sequence counts,
+    most used first (zero-padded). All under ``symbols/``."""
     m, n, _ = symbols.shape
     rng = np.random.default_rng(seed)
     rows: list[dict[str, float]] = []
-    for i in range(n):
+    ranked = [rank_counts(symbols[:, i]) for i in range(n)]
+    for i, counts in enumerate(ranked):
         own = symbols[:, i]  # [M, L]
         usage = np.bincount(own.ravel(), minlength=k)
-        counts = rank_counts(own)
         row = {
             "perplexity": 2.0 ** entropy(usage),
             "dead_codes": float(np.sum(usage == 0)),
@@ -95,31 +96,57 @@ def symbol_statistics(
             row[f"mi/{name}"] = mutual_information(own, target)
             row[f"mi_shuffled/{name}"] = mutual_information(own, rng.permutation(target))
         rows.append(row)
-    return {f"symbols/{key}": np.array([r[key] for r in rows]) for key in rows[0]}
+    padded = np.zeros((n, max(map(len, ranked))))
+    for i, counts in enumerate(ranked):
+        padded[i, : len(counts)] = counts
+    stats = {f"symbols/{key}": np.array([r[key] for r in rows]) for key in rows[0]}
+    return {**stats, "symbols/rank_counts": padded}
+
+
+def episode_statistics(symbols: np.ndarray, k: int, episodes) -> dict[str, np.ndarray]:
+    """``symbol_statistics`` of each seed's evaluation steps, stacked ``[S, ...]``: ``symbols
+    [S, T, E, N, L]`` recorded in ``episodes`` (``marl.evaluate.Episodes``), whose ``task/...``
+    infos are the task variables."""
+    valid = np.asarray(episodes.valid)  # [S, T, E]
+    tasks = {
+        name.removeprefix("task/"): np.asarray(v)
+        for name, v in episodes.info.items()
+        if name.startswith("task/")
+    }
+    per_seed = [
+        symbol_statistics(symbols[s][v], k, {name: t[s][v] for name, t in tasks.items()})
+        for s, v in enumerate(valid)
+    ]
+    width = max(p["symbols/rank_counts"].shape[-1] for p in per_seed)
+    for p in per_seed:
+        counts = p["symbols/rank_counts"]
+        p["symbols/rank_counts"] = np.pad(counts, ((0, 0), (0, width - counts.shape[-1])))
+    return {key: np.stack([p[key] for p in per_seed]) for key in per_seed[0]}
 
 
 def plot_rank_frequency(
-    symbols: np.ndarray, out: str | Path, title: str = "", min_count: int = 2
+    counts: np.ndarray, out: str | Path, title: str = "", min_count: int = 2, labels=None
 ) -> Path:
-    """Rank-frequency of each agent's sequences ``symbols [M, N, L]`` on log-log axes, with
-    both fits in the legend."""
+    """Rank-frequency curves on log-log axes, one per row of ``counts [C, R]`` (each row's
+    counts most used first, zero-padded: ``symbol_statistics``'s ``rank_counts``), with both
+    power-law fits in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.5, 3.5), dpi=120)
-    for i in range(symbols.shape[1]):
-        counts = rank_counts(symbols[:, i])
-        ranks = np.arange(1, len(counts) + 1)
-        fit = fit_power_law(counts, min_count)
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    for i, row in enumerate(np.atleast_2d(counts)):
+        row = row[row > 0]
+        fit = fit_power_law(row, min_count)
+        name = labels[i] if labels else f"agent {i}"
         label = (
-            f"agent {i}: s = {fit['slope_lsq']:.2f} (LS), {fit['alpha_mle']:.2f} (MLE), "
+            f"{name}: s = {fit['slope_lsq']:.2f} (LS), {fit['alpha_mle']:.2f} (MLE), "
             f"ranks 1-{fit['fit_ranks']:.0f}"
         )
-        ax.loglog(ranks, counts / counts.sum(), "o", ms=3, label=label)
+        ax.loglog(np.arange(1, len(row) + 1), row / row.sum(), "o", ms=3, label=label)
     ax.set(xlabel="rank of the sequence", ylabel="frequency", title=title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

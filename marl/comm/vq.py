@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from marl.comm.symbols import symbol_statistics
+from marl.comm.symbols import episode_statistics
 from marl.config import CommConfig
 from marl.networks import dense, rows
 
@@ -50,36 +50,41 @@ class VQConfig(CommConfig):
     restart_threshold: float = 1e-3  # ema: restart codes below this share of assignments; 0: never
 
 
+def quantise(z_e: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``z_e [..., D]`` -> (the nearest code's index ``[...]``, its vector ``[..., D]`` with the
+    straight-through gradient: exactly the code forward, the identity backward)."""
+    d2 = jnp.sum(z_e**2, -1, keepdims=True) - 2 * z_e @ codebook.T + jnp.sum(codebook**2, -1)
+    symbols = jnp.argmin(d2, -1)  # [...]
+    return symbols, codebook[symbols] + (z_e - jax.lax.stop_gradient(z_e))
+
+
+def uniform_codebook(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
+    """K x D codes drawn from U(-1/K, 1/K) (the usual VQ-VAE initialisation)."""
+    return jax.random.uniform(key, shape, minval=-1 / shape[0], maxval=1 / shape[0])
+
+
 class VQChannel(nn.Module):
     cfg: VQConfig
     num_agents: int
-
-    def quantise(self, z_e: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``z_e [..., D]`` -> (symbols ``[...]`` int32, straight-through code vectors)."""
-        d2 = (
-            jnp.sum(z_e**2, -1, keepdims=True) - 2 * z_e @ codebook.T + jnp.sum(codebook**2, -1)
-        )  # [..., K]
-        symbols = jnp.argmin(d2, -1)
-        code = codebook[symbols]
-        return symbols, code + (z_e - jax.lax.stop_gradient(z_e))  # exactly the code forward
 
     @nn.compact
     def __call__(self, h: jax.Array, obs, ctx, extras=None):
         c, n = self.cfg, self.num_agents
         k, d = c.codebook_size, c.code_dim
         acting = extras is None
-        init = lambda key, shape: jax.random.uniform(key, shape, minval=-1 / k, maxval=1 / k)  # noqa: E731
         if c.ema:
             codebook = self.variable(
-                "method_state", "codebook", lambda: init(self.make_rng("params"), (k, d))
+                "method_state",
+                "codebook",
+                lambda: uniform_codebook(self.make_rng("params"), (k, d)),
             )
             usage = self.variable("method_state", "usage", lambda: jnp.full((k,), 1.0 / k))
             embed_sum = self.variable("method_state", "embed_sum", lambda: codebook.value / k)
             book = codebook.value
         else:
-            book = self.param("codebook", init, (k, d))
+            book = self.param("codebook", uniform_codebook, (k, d))
         z_e = rows(dense(c.seq_len * d, 1.0), h).reshape(*h.shape[:-1], c.seq_len, d)
-        symbols, z_q = self.quantise(z_e, book)  # [..., N, L], [..., N, L, D]
+        symbols, z_q = quantise(z_e, book)  # [..., N, L], [..., N, L, D]
         message = z_q.reshape(*h.shape[:-1], c.seq_len * d)
         others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int32)
         heard = message[..., others, :].reshape(*h.shape[:-1], (n - 1) * c.seq_len * d)
@@ -116,16 +121,10 @@ class VQChannel(nn.Module):
         return out, {}, aux
 
     def statistics(self, episodes) -> dict:
-        """Symbol statistics of the evaluation episodes (``marl.comm.symbols``), all seeds
-        pooled per agent; the task variables are the environment's ``task/...`` infos."""
-        valid = np.asarray(episodes.valid)  # [S, T, E]
-        symbols = np.asarray(episodes.aux["symbols"]).argmax(-1)[valid]  # [M, N, L]
-        tasks = {
-            name.removeprefix("task/"): np.asarray(v)[valid]  # [M] or [M, N]
-            for name, v in episodes.info.items()
-            if name.startswith("task/")
-        }
-        return symbol_statistics(symbols, self.cfg.codebook_size, tasks)
+        """Each seed's symbol statistics in the evaluation episodes (``marl.comm.symbols``,
+        ``[S, N]`` per statistic), against the environment's ``task/...`` variables."""
+        symbols = np.asarray(episodes.aux["symbols"]).argmax(-1)  # [S, T, E, N, L]
+        return episode_statistics(symbols, self.cfg.codebook_size, episodes)
 
 
 def make_vq(cfg: VQConfig, env) -> VQChannel:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from envs.core import AgentSpaces
 from marl.comm import make_channel
 from marl.config import Config, PolicyConfig
+from marl.policies.aim import AIMConfig, AIMPolicy
 from marl.policies.base import (
     Acted,
     ActionDist,
@@ -39,6 +40,7 @@ POLICIES: dict[str, PolicyEntry] = {
     "mappo": PolicyEntry(MLPConfig, MLPActorCritic),
     "hammer": PolicyEntry(HammerConfig, HammerPolicy),
     "commformer": PolicyEntry(CommFormerConfig, CommFormerPolicy),
+    "aim": PolicyEntry(AIMConfig, AIMPolicy, uses_comm=False),
 }
 
 

@@ -154,6 +154,10 @@ class ActorCritic:
     one with several returns ``{role: array}``. ``param_groups`` labels the parameters with
     group names and ``group_defaults`` says how each group is optimised (``algo.groups``
     overrides it field by field). ``statistics``, if set, is the evaluator's hook.
+    ``pretrain``, if set, runs once at initialisation, before any update:
+    ``pretrain(key, params, method_state, sample) -> (params, method_state)``, where
+    ``sample(key)`` gives the observations of fresh episodes ``[E, ...]`` (e.g. to pretrain a
+    frozen encoder kept in the method state).
     """
 
     recurrent: bool = False
@@ -161,6 +165,7 @@ class ActorCritic:
     # The evaluator's hook: ``statistics(episodes) -> {name: number or array}``, host side, on
     # the recorded evaluation steps (``marl.evaluate.Episodes``, numpy ``[seeds, T, E, ...]``).
     statistics: Any = None
+    pretrain: Any = None
 
     def init(self, key: Array, obs: Observation) -> tuple[Params, MethodState]:
         raise NotImplementedError
