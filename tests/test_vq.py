@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -166,3 +167,24 @@ def test_mutual_information_and_symbol_statistics():
     np.testing.assert_array_equal(stats["symbols/dead_codes"], [5, 0])
     np.testing.assert_allclose(stats["symbols/perplexity"], [2**h, 8], rtol=1e-2)
     assert mutual_information(target, target) == pytest.approx(h)
+
+
+@pytest.mark.parametrize("name", ["mpe/speaker_listener", "mpe/reference"])
+def test_muted_words_are_spoken_but_never_heard(name):
+    """``mute``: the no-communication baseline of the VQ experiments; the goal is reported
+    as the task variable ``task/target`` either way."""
+    import envs
+
+    words = {
+        "mpe/speaker_listener": (slice(8, 11), jnp.array([2, 0])),
+        "mpe/reference": (slice(11, 21), jnp.array([45, 47])),
+    }
+    where, actions = words[name]
+    heard = []
+    for mute in (False, True):
+        env = envs.make(name, mute=mute)
+        state, _ = env.reset(jax.random.PRNGKey(0))
+        state, ts = env.step(jax.random.PRNGKey(1), state, actions)
+        heard.append(np.abs(np.asarray(ts.obs)[:, where]).sum())
+        np.testing.assert_array_equal(ts.info["task/target"], state.goal)
+    assert heard[0] > 0 and heard[1] == 0

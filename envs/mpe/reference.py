@@ -3,6 +3,7 @@
 Each agent knows the goal landmark of the *other* agent and says one of 10 words while
 moving; agent i is rewarded by minus the distance of the other agent to i's goal landmark,
 mixed with the team mean by ``local_ratio``.
+``mute``: the words are never heard (for comparing learned channels with no communication).
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ class Reference(ParticleEnv):
     name = "mpe/reference"
 
     def __init__(
-        self, local_ratio: float = 0.5, max_steps: int = 25, continuous_actions: bool = False
+        self,
+        local_ratio: float = 0.5,
+        max_steps: int = 25,
+        continuous_actions: bool = False,
+        mute: bool = False,
     ):
         if not 0.0 <= local_ratio <= 1.0:
             raise ValueError(f"local_ratio must be in [0, 1], got {local_ratio}")
@@ -38,6 +43,7 @@ class Reference(ParticleEnv):
             obs_sizes=[2 + 6 + 3 + 10] * 2,  # vel, landmarks, goal colour, other's word
             max_steps=max_steps,
             continuous_actions=continuous_actions,
+            mute=mute,
         )
 
     def _scenario_reset(self, key: Array) -> tuple[Array, Array]:

@@ -3,6 +3,7 @@
 An immovable speaker sees the colour of the goal landmark and says one of 3 words; a
 silent listener sees the landmarks and the word and must move to the goal. Both receive
 minus the listener's squared distance to the goal.
+``mute``: the words are never heard (for comparing learned channels with no communication).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ LANDMARK_COLORS = np.array([[0.65, 0.15, 0.15], [0.15, 0.65, 0.15], [0.15, 0.15,
 class SpeakerListener(ParticleEnv):
     name = "mpe/speaker_listener"
 
-    def __init__(self, max_steps: int = 25, continuous_actions: bool = False):
+    def __init__(self, max_steps: int = 25, continuous_actions: bool = False, mute: bool = False):
         super().__init__(
             agents=["speaker_0", "listener_0"],
             num_landmarks=3,
@@ -33,6 +34,7 @@ class SpeakerListener(ParticleEnv):
             obs_sizes=[3, 2 + 6 + 3],  # speaker: goal colour; listener: vel, landmarks, word
             max_steps=max_steps,
             continuous_actions=continuous_actions,
+            mute=mute,
         )
 
     def _scenario_reset(self, key: Array) -> tuple[Array, Array]:

@@ -57,6 +57,7 @@ class ParticleEnv(MultiAgentEnv):
         continuous_actions: bool,
         accel: np.ndarray | None = None,  # [N], default 5 (mpe2's sensitivity)
         max_speed: np.ndarray | None = None,  # [E], default no limit
+        mute: bool = False,  # words are spoken (actions) but never heard (observed as zeros)
     ):
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -74,6 +75,7 @@ class ParticleEnv(MultiAgentEnv):
             np.full(e, np.inf) if max_speed is None else np.asarray(max_speed, np.float64)
         )
         self.dim_c = dim_c
+        self.mute = mute
         self.max_steps = max_steps
         self.continuous_actions = continuous_actions
         self._obs_sizes = list(obs_sizes)
@@ -147,6 +149,8 @@ class ParticleEnv(MultiAgentEnv):
 
     def step(self, key: Array, state: MPEState, actions: Array) -> tuple[MPEState, TimeStep]:
         u, comm = self.decode_actions(actions)
+        if self.mute:
+            comm = jnp.zeros_like(comm)
         pos, vel = self._integrate(state.pos, state.vel, u)
         state = state.replace(pos=pos, vel=vel, comm=comm, step=state.step + 1)
         reward = self._scenario_reward(state).astype(jnp.float32)

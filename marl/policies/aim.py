@@ -34,7 +34,7 @@ import optax
 from envs.core import AgentSpaces
 from marl.comm.symbols import episode_statistics
 from marl.comm.vq import quantise, uniform_codebook
-from marl.config import PolicyConfig
+from marl.config import GroupConfig, PolicyConfig
 from marl.policies.base import Acted, ActorCritic, Evaluated
 
 
@@ -227,6 +227,9 @@ class AIMPolicy(ActorCritic):
         )
         last = parts[-1] if c.pretrain_steps else jnp.full(3, jnp.nan)
         return params, {"vqvae": vqvae, "vqvae_loss": last}
+
+    def group_defaults(self):
+        return {"default": GroupConfig(clip=False)}  # the reference clips no gradient
 
     def initial_carry(self, batch_shape):
         return jnp.zeros((*batch_shape, 1))  # feed-forward; Orbax saves no empty arrays
