@@ -5,6 +5,7 @@
     python scripts/benchmark.py cable                     # cable_load/hover env and MAPPO training
     python scripts/benchmark.py hammer [--multiwalker]    # HAMMER v2 and IL vs the reference code
     python scripts/benchmark.py commformer [--n 3 5 8 16] # CommFormer vs MAPPO and the reference
+    python scripts/benchmark.py vq [--aim-reference PATH --torch-python PY]  # VQ channel, AIM
 
 One env-step is all agents acting once in one environment. JAX rollouts are ``jit`` +
 ``lax.scan`` over random actions with auto-reset, compile time excluded, best of
@@ -22,6 +23,7 @@ import platform
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -395,6 +397,93 @@ def bench_commformer(args: argparse.Namespace) -> dict:
     }
 
 
+# The VQ channel and AI Mother Tongue's agents.
+VQ_METHODS = {"MAPPO": ["comm=none"], "MAPPO + VQ channel": ["comm=vq"]}
+
+
+def write_mnist_like(raw: Path) -> None:
+    """MNIST-format idx files of scikit-learn's digits, 28 x 28 (each pixel 3 x 3, a 2-pixel
+    border): data for the reference script, which loads MNIST from ``data/MNIST/raw``."""
+    from envs.games.images import IDX_IMAGES, IDX_LABELS, load_digits
+
+    images, labels = load_digits()
+    big = np.pad(np.kron(images, np.ones((3, 3))), ((0, 0), (2, 2), (2, 2)))
+    raw.mkdir(parents=True)
+    for split in ("train", "t10k"):
+        for kind, data, magic in (
+            ("images-idx3", big * 255, IDX_IMAGES),
+            ("labels-idx1", labels, IDX_LABELS),
+        ):
+            head = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in data.shape)
+            (raw / f"{split}-{kind}-ubyte").write_bytes(head + data.astype(np.uint8).tobytes())
+
+
+def reference_aim_rate(checkout: str, python: str, rounds: tuple[int, int]) -> float:
+    """Rounds/s of the reference's game loop (``vqvae_agents_AIM.py``, batch 1, 1 torch
+    thread): the wall-time difference of two runs of different lengths (VQ-VAE training and
+    start-up cancel), on the digits written as MNIST files."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        for f in Path(checkout).glob("*.py"):
+            shutil.copy(f, work)
+        write_mnist_like(Path(work) / "data" / "MNIST" / "raw")
+        env = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+        times = []
+        for r in rounds:
+            start = time.perf_counter()
+            cmd = [python, "vqvae_agents_AIM.py", "--epochs", "1", "--rounds", str(r)]
+            subprocess.run(cmd, cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - start)
+    return (rounds[1] - rounds[0]) / (times[1] - times[0])
+
+
+def bench_vq(args: argparse.Namespace) -> dict:
+    """MAPPO training on mpe/speaker_listener with and without the VQ channel; AIM's agents on
+    the contextual PD, one round per update (the reference's batch-1 loop) and 16 rounds per
+    update, against the reference code (``--aim-reference``)."""
+    base = ["env=speaker_listener", "policy=mappo"]
+    group = {
+        name: partial(ours_training, [*base, *m], args.total_timesteps, 1)
+        for name, m in VQ_METHODS.items()
+    }
+    rows = interleaved(group, args.total_timesteps, args.repeats)
+    print(" mpe/speaker_listener:")
+    print_rows(rows, None, "")
+    aim = ["experiment=aim_pd", "policy.pretrain_steps=0"]  # rounds/s: pretraining excluded
+    group = {
+        "AIM, 1 round per update": partial(ours_training, aim, args.rounds, 1),
+        "AIM, 16 rounds per update": partial(
+            ours_training, [*aim, "env.num_envs=16"], args.rounds * 16, 1
+        ),
+    }
+    aim_rows = []
+    for name, make in group.items():  # different lengths: timed one after the other
+        steps = args.rounds * (16 if "16" in name else 1)
+        aim_rows += interleaved({name: make}, steps, args.repeats)
+    reference = None
+    if args.aim_reference:
+        reference = reference_aim_rate(
+            args.aim_reference, args.torch_python, (100, 100 + args.rounds)
+        )
+    else:
+        print("  (skipped the reference: give --aim-reference PATH of its checkout)")
+    print(" games/contextual_pd (rounds/s):")
+    print_rows(aim_rows, reference, "the reference")
+    if reference:
+        print(f"  {'the reference':<22} {reference:>12,.0f} rounds/s")
+    return {
+        "task": f"MAPPO on mpe/speaker_listener, {args.total_timesteps:,} env-steps, with and "
+        f"without comm=vq; AIM (experiment=aim_pd) on the contextual PD, {args.rounds:,} "
+        "updates; compile excluded, 1 seed",
+        "speaker_listener": rows,
+        "contextual_pd": aim_rows,
+        "reference_rounds_per_s": reference,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -426,6 +515,13 @@ def main() -> None:
     p.add_argument("--n", type=int, nargs="*", default=[3, 5, 8, 16], help="mpe/spread sizes")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("vq", help="the VQ channel's cost, and AIM's rounds/s vs the reference")
+    p.add_argument("--total-timesteps", type=int, default=400_000)
+    p.add_argument("--rounds", type=int, default=1000)
+    p.add_argument("--aim-reference", help="a checkout of cyrilliu1974/AI-Mother-Tongue")
+    p.add_argument("--torch-python", default="python", help="a Python with torch, torchvision")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", help="also write the results here")
     p = sub.add_parser("cable", help="cable-suspended load: env-steps/s and MAPPO training")
     p.add_argument("--env", default="cable_load/hover")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 1024, 4096])
@@ -452,6 +548,7 @@ def main() -> None:
         "hammer": bench_hammer,
         "commformer": bench_commformer,
         "cable": bench_cable,
+        "vq": bench_vq,
     }
     bench = bench[args.what]
     results = {"machine": machine, "jax": jax.__version__, **bench(args)}

@@ -80,11 +80,12 @@ def overrides(method: str, seeds: int, rounds: int) -> list[str]:
 def rounds_to_95(steps: np.ndarray, coop: np.ndarray) -> np.ndarray:
     """[seeds]: the first round (env-step) at which the mean cooperation of the last 100
     rounds reaches 0.95; NaN if never."""
+    w = max(1, round(100 / (steps[1] - steps[0])))  # updates per 100 rounds
     out = []
     for c in coop.T:
-        window = np.convolve(np.nan_to_num(c), np.ones(100) / 100, "valid")
+        window = np.convolve(np.nan_to_num(c), np.ones(w) / w, "valid")
         hit = np.flatnonzero(window >= 0.95)
-        out.append(steps[hit[0] + 99] if len(hit) else np.nan)
+        out.append(steps[hit[0] + w - 1] if len(hit) else np.nan)
     return np.array(out, float)
 
 
