@@ -59,12 +59,19 @@ def plot_methods(
     x_per: float = 1.0,
     xlabel: str = "env-steps (per seed)",
     ylabel: str | None = None,
+    smooth_steps: float = 0,
 ) -> Path:
     """Each method's mean curve with a 95% CI band over its seeds; the x axis is env-steps
-    divided by ``x_per`` (e.g. the episode length)."""
+    divided by ``x_per`` (e.g. the episode length). ``smooth_steps``: each seed's curve is
+    first averaged over a moving window of that many env-steps."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for m, r in runs.items():
         steps, values = curve(r, metric)
+        w = max(1, round(smooth_steps / (steps[1] - steps[0]))) if len(steps) > 1 else 1
+        if w > 1:
+            kernel = np.ones(w) / w
+            values = np.stack([np.convolve(v, kernel, "valid") for v in values.T], 1)
+            steps = steps[w - 1 :]
         mean, n = np.nanmean(values, 1), np.sum(~np.isnan(values), 1)
         ci = 1.96 * np.nanstd(values, 1, ddof=1) / np.sqrt(n) if values.shape[1] > 1 else 0 * mean
         ax.plot(steps / x_per, mean, label=f"{m} ({values.shape[1]} seeds)")

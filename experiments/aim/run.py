@@ -134,7 +134,14 @@ def report() -> None:
                 labels=["agent A", "agent B"],
             )
     for metric in ("cooperation", "joint_reward"):
-        plot_methods(runs, HERE / f"curves_{metric}.png", "contextual PD", metric, xlabel="round")
+        plot_methods(
+            runs,
+            HERE / f"curves_{metric}.png",
+            "contextual PD (moving average over 100 rounds)",
+            metric,
+            xlabel="round",
+            smooth_steps=100,
+        )
     head = (
         f"| method | cooperation, last {WINDOW} rounds | joint reward, last {WINDOW} rounds | "
         "seeds reaching 95% (round) | top sequence share A / B | distinct sequences A / B | "

@@ -145,7 +145,8 @@ def plot_rank_frequency(
             f"ranks 1-{fit['fit_ranks']:.0f}"
         )
         ax.loglog(np.arange(1, len(row) + 1), row / row.sum(), "o", ms=3, label=label)
-    ax.set(xlabel="rank of the sequence", ylabel="frequency", title=title)
+    ax.set(xlabel="rank of the sequence", ylabel="frequency")
+    ax.set_title(title, fontsize=8)
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out)
