@@ -138,3 +138,19 @@ class MultiAgentEnv(AgentSpaces):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}, agents={self.num_agents})"
+
+
+class SharedSpaces:
+    """For environments whose agents all have one observation space and one action space
+    (``self._obs_space``, ``self._action_space``); mix in before ``MultiAgentEnv``."""
+
+    _obs_space: spaces.Space
+    _action_space: spaces.Space
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        self.agent_index(agent)
+        return self._obs_space
+
+    def action_space(self, agent: str) -> spaces.Space:
+        self.agent_index(agent)
+        return self._action_space

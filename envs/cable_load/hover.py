@@ -37,7 +37,7 @@ from envs.cable_load import rigid
 from envs.cable_load.quadrotor import Quadrotor
 from envs.cable_load.render import render_scene
 from envs.cable_load.rigid import E3, GRAVITY, Bodies, Cables, Inertia, rotate_e3
-from envs.core import Array, MultiAgentEnv, TimeStep
+from envs.core import Array, MultiAgentEnv, SharedSpaces, TimeStep
 
 LOAD_SIZE = np.array([0.55, 0.45, 0.15])  # box (m)
 LOAD_MASS = 1.4
@@ -111,7 +111,7 @@ class CableState:
     step: Array  # [] int32
 
 
-class CableLoadHover(MultiAgentEnv):
+class CableLoadHover(SharedSpaces, MultiAgentEnv):
     name = "cable_load/hover"
     physics_dt = 1.0 / 300.0
     substeps = 3  # policy at 100 Hz
@@ -182,14 +182,6 @@ class CableLoadHover(MultiAgentEnv):
         high = np.array([max_acc] * 3 + [max_rate] * 2, np.float32) / action_scale
         self._action_space = spaces.Box(-high, high, dtype=np.float32)
         self._obs_space = spaces.Box(-np.inf, np.inf, (history * self.step_obs_dim,), np.float32)
-
-    def observation_space(self, agent: str) -> spaces.Space:
-        self.agent_index(agent)
-        return self._obs_space
-
-    def action_space(self, agent: str) -> spaces.Space:
-        self.agent_index(agent)
-        return self._action_space
 
     # --- reset ------------------------------------------------------------------------
 

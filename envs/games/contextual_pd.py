@@ -21,7 +21,7 @@ import numpy as np
 from flax import struct
 from gymnasium import spaces
 
-from envs.core import Array, MultiAgentEnv, TimeStep
+from envs.core import Array, MultiAgentEnv, SharedSpaces, TimeStep
 from envs.games.images import load_digits, load_idx
 
 COOPERATE, DEFECT = 0, 1
@@ -43,7 +43,7 @@ class PDState:
     step: Array  # [] int32
 
 
-class ContextualPD(MultiAgentEnv):
+class ContextualPD(SharedSpaces, MultiAgentEnv):
     name = "games/contextual_pd"
 
     def __init__(
@@ -73,14 +73,6 @@ class ContextualPD(MultiAgentEnv):
         self._obs_space = spaces.Box(0.0, 1.0, (width,), np.float32)
         self._action_space = spaces.Discrete(2)
         self.state_dim = width
-
-    def observation_space(self, agent: str) -> spaces.Space:
-        self.agent_index(agent)
-        return self._obs_space
-
-    def action_space(self, agent: str) -> spaces.Space:
-        self.agent_index(agent)
-        return self._action_space
 
     def reset(self, key: Array) -> tuple[PDState, TimeStep]:
         k_label, k_image = jax.random.split(key)

@@ -27,7 +27,7 @@ import numpy as np
 from flax import struct
 from gymnasium import spaces
 
-from envs.core import Array, MultiAgentEnv, TimeStep
+from envs.core import Array, MultiAgentEnv, SharedSpaces, TimeStep
 
 STEP_PENALTY = -0.05
 CAPTURE = 5  # the capture action of PCP
@@ -45,7 +45,7 @@ class GridState:
     step: Array  # [] int32
 
 
-class PredatorPrey(MultiAgentEnv):
+class PredatorPrey(SharedSpaces, MultiAgentEnv):
     name = "predator_prey/pp"
 
     def __init__(
@@ -89,14 +89,6 @@ class PredatorPrey(MultiAgentEnv):
         self._empty = np.eye(self.cell_dim, dtype=np.float32)[index]  # [D+2v, D+2v, C]
         if num_capture:
             self.name = "predator_prey/pcp"
-
-    def observation_space(self, agent: str) -> spaces.Space:
-        self.agent_index(agent)
-        return self._obs_space
-
-    def action_space(self, agent: str) -> spaces.Space:
-        self.agent_index(agent)
-        return self._action_space
 
     def reset(self, key: Array) -> tuple[GridState, TimeStep]:
         n = self.num_agents
