@@ -156,7 +156,7 @@ class Logger:
 
     def _wandb_log(self, values: dict[str, np.ndarray], extra: dict, step: int, images: bool):
         """Scalars as numbers, vectors as bar histograms over their index, matrices (e.g. an
-        N x N adjacency) as heatmap images when ``images``."""
+        N x N adjacency; more axes folded into the rows) as heatmap images when ``images``."""
         import wandb
 
         logs = dict(extra)
@@ -166,8 +166,8 @@ class Logger:
                     logs[k] = float(v)
             elif v.ndim == 1:
                 logs[k] = wandb.Histogram(np_histogram=(np.nan_to_num(v), np.arange(len(v) + 1)))
-            elif images:
-                logs[k] = wandb.Image(heatmap(v, k))
+            elif images:  # more than two axes: the leading ones as rows
+                logs[k] = wandb.Image(heatmap(v.reshape(-1, v.shape[-1]), k))
         self.wandb.log(logs, step=step)
 
     def close(self, write_summary: bool = False) -> None:
