@@ -143,6 +143,7 @@ def test_cable_length_error_under_random_actions():
     assert float(error.max()) < 1e-3, float(error.max())
 
 
+@pytest.mark.slow  # a long-run check; `pytest -m slow`
 def test_no_nan_over_a_million_random_steps():
     env = CableLoadHover()
     venv = envs.wrappers.vectorize(env, 1000)

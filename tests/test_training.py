@@ -150,6 +150,7 @@ def test_evaluate_script_writes_table_and_gif(tiny, capsys):
     assert gif.exists() and gif.stat().st_size > 1000
 
 
+@pytest.mark.slow  # GRU and continuous actions each have a ratio test in the default suite; `pytest -m slow`
 def test_recurrent_continuous_mappo_runs(tiny):
     """Recurrent policy with a channel (stored messages) through training and evaluation."""
     run = train(
@@ -181,6 +182,7 @@ def test_mappo_on_pettingzoo_multiwalker_completes(tiny):
     assert json.loads((run / "summary.json").read_text())["eval"]["deterministic"]["length"][0] > 0
 
 
+@pytest.mark.slow  # the longest test; `pytest -m slow`
 def test_cable_hover_experiment_trains_and_evaluates_under_other_conditions(tiny, capsys):
     """``experiment=cable_hover`` (shrunk), then the evaluation CLI with a disturbance."""
     run = train(
