@@ -154,7 +154,7 @@ class Learner:
             )
         if self.host and policy.pretrain is not None:
             raise ValueError(
-                f"policy={type(policy).__name__} pretrains on sampled episodes: it needs a JAX "
+                f"{type(policy).__name__} pretrains on sampled episodes: it needs a JAX "
                 "environment, not a host (PettingZoo) one"
             )
         check_schedule(a.lr_schedule, "algo.lr_schedule")
