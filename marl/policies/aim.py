@@ -88,6 +88,12 @@ class VQVAE(nn.Module):
         )
 
 
+def move(symbols, k: int):
+    """The game's move from a symbol sequence ``[..., L]``: its first symbol's half of the K
+    symbols, 0 (cooperate) below K/2, else 1 (defect). NumPy or JAX arrays."""
+    return (symbols[..., 0] >= k // 2).astype(np.int32)
+
+
 def mlp(hidden: int, out: int, name: str) -> nn.Sequential:
     return nn.Sequential([nn.Dense(hidden), nn.relu, nn.Dense(out)], name=name)
 
@@ -100,7 +106,7 @@ class AIMNet(nn.Module):
         k, out = c.codebook_size, c.seq_len * c.codebook_size
         self.label_a = nn.Embed(c.label_dim, c.label_embed)
         self.label_b = nn.Embed(c.label_dim, c.label_embed)
-        self.symbols_a = nn.Embed(k, c.code_dim)  # A's embedding of B's symbols (critic)
+        self.symbols_a = nn.Embed(k, c.code_dim)  # A's: B's symbols (critic), its own (reflection)
         self.symbols_b = nn.Embed(k, c.code_dim)  # B's embedding of A's symbols
         self.policy_a, self.policy_b = (
             mlp(c.hidden, out, "policy_a"),
@@ -150,7 +156,7 @@ class AIMNet(nn.Module):
             -1,
         )
         heard = self.heard_by_b(x_b, symbols_a)
-        move_a = (symbols_a[..., 0] >= c.codebook_size // 2).astype(jnp.int32)
+        move_a = move(symbols_a, c.codebook_size)
         ce = optax.softmax_cross_entropy_with_integer_labels
         return (
             ce(self.intent_a(own), move_a).mean(),
@@ -239,10 +245,6 @@ class AIMPolicy(ActorCritic):
         z_e = self.vqvae.apply({"params": method_state["vqvae"]}, pixels, method="encode")
         return jax.lax.stop_gradient(z_e), label
 
-    def _move(self, symbols):
-        """The env's action from each agent's first symbol: 0 cooperate, 1 defect."""
-        return (symbols[..., 0] >= self.cfg.codebook_size // 2).astype(jnp.int32)
-
     def act(self, params, method_state, carry, obs, key, ctx, deterministic=False) -> Acted:
         k_a, k_b = jax.random.split(key)
         z_e, label = self._features(method_state, obs)
@@ -256,7 +258,9 @@ class AIMPolicy(ActorCritic):
         log_prob = jnp.stack([dist_a.log_prob(sym_a).sum(-1), dist_b.log_prob(sym_b).sum(-1)], -1)
         value = self.net.apply(params, x_a, sym_b, method="value")
         value = jnp.stack([value, value], -1)
-        return Acted(carry, self._move(symbols), log_prob, value, {"symbols": symbols}, {})
+        return Acted(
+            carry, move(symbols, self.cfg.codebook_size), log_prob, value, {"symbols": symbols}, {}
+        )
 
     def value(self, params, method_state, carry, obs, key, ctx):
         """A's critic with B's greedy symbols (only a truncation would use it: the game's
@@ -297,7 +301,7 @@ class AIMPolicy(ActorCritic):
         agent's cooperation rate."""
         symbols = np.asarray(episodes.extras["symbols"])  # [S, T, E, 2, L]
         stats = episode_statistics(symbols, self.cfg.codebook_size, episodes)
-        cooperate = symbols[..., 0] < self.cfg.codebook_size // 2  # [S, T, E, 2]
+        cooperate = move(symbols, self.cfg.codebook_size) == 0  # [S, T, E, 2]
         valid = np.asarray(episodes.valid)[..., None]
         stats["cooperate"] = (cooperate & valid).sum((1, 2)) / valid.sum((1, 2))
         return stats
