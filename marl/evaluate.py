@@ -25,7 +25,15 @@ from envs.wrappers import EpisodeStats, VecEnv
 from marl.config import Config
 from marl.logging import jsonable
 from marl.policies import ActorCritic, Context, Observation
-from marl.rollout import Runner, batched, episode_info, is_host, make_env, policy_env_step
+from marl.rollout import (
+    TASK,
+    Runner,
+    batched,
+    episode_info,
+    is_host,
+    make_env,
+    policy_env_step,
+)
 
 MODES = {"deterministic": True, "stochastic": False}
 HOST_HORIZON = 1000  # step cap for host environments (JAX ones stop at their max_steps)
@@ -99,7 +107,7 @@ def run_episodes(
         )
         states = nxt.env_state if record_states else None
         # the step's metrics, and the task variables of the episode it belongs to
-        tasks = {k: v for k, v in ts.info.items() if k.startswith("task/")}
+        tasks = {k: v for k, v in ts.info.items() if k.startswith(TASK)}
         info = {**episode_info(ts), **tasks}
         return (
             nxt,

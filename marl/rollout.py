@@ -188,10 +188,18 @@ def rollout(policy: ActorCritic, venv, params, method_state, runner, key, num_st
     return jax.lax.scan(step, runner, jax.random.split(key, num_steps))
 
 
+TASK = "task/"  # info entries that are task variables, not metrics
+
+
+def task_variables(info: dict) -> dict:
+    """The task variables of a step's ``info``: ``{name: value}`` without the ``task/``."""
+    return {k.removeprefix(TASK): v for k, v in info.items() if k.startswith(TASK)}
+
+
 def episode_info(ts) -> dict:
     """Per-env scalars of a step: task metrics, ``return`` (episode return, mean over agents)
     and ``episode_length`` (meaningful where the episode ended). Not the task variables
     (``task/...``: what the symbols of a channel may be about, e.g. the goal landmark)."""
-    info = {k: v for k, v in ts.info.items() if not k.startswith(("final_", "task/"))}
+    info = {k: v for k, v in ts.info.items() if not k.startswith(("final_", TASK))}
     info["return"] = info.pop("episode_return").mean(-1)
     return info

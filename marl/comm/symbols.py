@@ -108,11 +108,9 @@ def episode_statistics(symbols: np.ndarray, k: int, episodes) -> dict[str, np.nd
     [S, T, E, N, L]`` recorded in ``episodes`` (``marl.evaluate.Episodes``), whose ``task/...``
     infos are the task variables."""
     valid = np.asarray(episodes.valid)  # [S, T, E]
-    tasks = {
-        name.removeprefix("task/"): np.asarray(v)
-        for name, v in episodes.info.items()
-        if name.startswith("task/")
-    }
+    from marl.rollout import task_variables
+
+    tasks = {name: np.asarray(v) for name, v in task_variables(episodes.info).items()}
     per_seed = [
         symbol_statistics(symbols[s][v], k, {name: t[s][v] for name, t in tasks.items()})
         for s, v in enumerate(valid)
