@@ -1,8 +1,10 @@
 """Orbax checkpoints of the whole training state (parameters, optimiser, environments,
-keys), so a resumed run continues exactly as if it had never stopped."""
+keys), so a resumed run continues exactly as if it had never stopped. Checkpoints are
+numbered by the updates done when they were saved."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,20 +12,27 @@ import jax
 import orbax.checkpoint as ocp
 
 
+class CheckpointError(RuntimeError):
+    """No (readable) checkpoint where one was asked for."""
+
+
 class Checkpointer:
-    def __init__(self, directory: Path, keep: int):
+    def __init__(self, directory: Path, keep: int, create: bool = True):
+        """``create=False``: read an existing directory (an error if there is none)."""
         self.directory = Path(directory).absolute()
+        if not create and not self.directory.is_dir():
+            raise CheckpointError(f"no checkpoints in {self.directory.parent}")
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, enable_async_checkpointing=False
+                max_to_keep=keep, enable_async_checkpointing=False, create=create
             ),
             item_handlers=ocp.StandardCheckpointHandler(),
         )
 
-    def save(self, chunk: int, state: Any) -> None:
-        """Save after ``chunk`` chunks of the run."""
-        self.manager.save(chunk, args=ocp.args.StandardSave(state))
+    def save(self, update: int, state: Any) -> None:
+        """Save the state after ``update`` updates of the run."""
+        self.manager.save(update, args=ocp.args.StandardSave(state))
         self.manager.wait_until_finished()
 
     def close(self) -> None:
@@ -32,23 +41,60 @@ class Checkpointer:
     def latest(self) -> int | None:
         return self.manager.latest_step()
 
-    def path(self, chunk: int) -> Path:
-        return self.directory / str(chunk)
+    def path(self, update: int) -> Path:
+        return self.directory / str(update)
 
-    def load(self, chunk: int | None = None) -> Any:
+    def _existing(self, update: int | None) -> int:
+        saved = self.manager.all_steps()
+        if update is None and saved:
+            return max(saved)
+        if update not in saved:
+            have = ", ".join(map(str, sorted(saved))) or "none"
+            what = "no checkpoint" if update is None else f"no checkpoint {update}"
+            raise CheckpointError(f"{what} in {self.directory} (saved: {have})")
+        return update
+
+    def load(self, update: int | None = None) -> Any:
         """The saved tree on one device, whatever devices saved it (for inspection)."""
-        chunk = self.latest() if chunk is None else chunk
+        update = self._existing(update)
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
         target = jax.tree.map(
             lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-            self.manager.item_metadata(chunk),
+            self.manager.item_metadata(update),
         )
-        return self.manager.restore(chunk, args=ocp.args.StandardRestore(target))
+        return self.manager.restore(update, args=ocp.args.StandardRestore(target))
 
-    def restore(self, template: Any, chunk: int | None = None) -> tuple[Any, int]:
-        """The state saved after ``chunk`` (default: the latest), laid out like ``template``."""
-        chunk = self.latest() if chunk is None else chunk
-        if chunk is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    def restore(self, template: Any, update: int | None = None) -> tuple[Any, int]:
+        """The state saved after ``update`` updates (default: the latest), laid out like
+        ``template``."""
+        update = self._existing(update)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        return self.manager.restore(chunk, args=ocp.args.StandardRestore(abstract)), chunk
+        try:
+            return self.manager.restore(update, args=ocp.args.StandardRestore(abstract)), update
+        except Exception as err:  # Orbax/TensorStore errors of every kind on damaged files
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"checkpoint {self.path(update)} is unreadable: {first}") from err
+
+    def restore_readable(self, template: Any, warn) -> tuple[Any, int] | None:
+        """The newest checkpoint that restores (``None`` if none was saved). Unreadable newer
+        ones are reported through ``warn(message)`` and moved to ``<run>/corrupt_checkpoints``
+        (so that the run can save under their numbers again); if none is readable, a
+        ``CheckpointError`` names them."""
+        bad = []
+        for update in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                restored = self.restore(template, update)
+            except CheckpointError as err:
+                warn(f"{err}; trying an older one")
+                bad.append(update)
+                continue
+            for b in bad:
+                aside = self.directory.parent / "corrupt_checkpoints" / str(b)
+                aside.parent.mkdir(exist_ok=True)
+                shutil.move(self.path(b), aside)
+            self.manager.reload()
+            return restored
+        if bad:
+            paths = ", ".join(str(self.path(b)) for b in bad)
+            raise CheckpointError(f"no readable checkpoint: {paths}")
+        return None

@@ -25,8 +25,8 @@ def command_line(run_dir: Path, overrides: list[str]) -> str:
 
 
 def train_run(run_dir: Path, overrides: list[str]) -> Path:
-    """Train ``overrides`` into ``run_dir`` unless a finished run (``summary.json``) is there;
-    the exact command goes to ``command.txt``."""
+    """Train ``overrides`` into ``run_dir`` unless a finished run (``summary.json``) is there
+    (an interrupted one is resumed); the exact command goes to ``command.txt``."""
     from hydra import compose, initialize_config_dir
 
     from marl.config import CONFIG_DIR, register_configs, to_config
@@ -35,8 +35,9 @@ def train_run(run_dir: Path, overrides: list[str]) -> Path:
     if (run_dir / "summary.json").exists():
         return run_dir
     register_configs()
+    resume = [f"resume={run_dir}"] if (run_dir / "config.yaml").exists() else []
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-        cfg = compose("config", overrides=[*overrides, f"run_dir={run_dir}"])
+        cfg = compose("config", overrides=[*overrides, f"run_dir={run_dir}", *resume])
     print(command_line(run_dir, overrides), flush=True)
     train(to_config(cfg))
     (run_dir / "command.txt").write_text(command_line(run_dir, overrides) + "\n")

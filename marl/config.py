@@ -9,6 +9,7 @@ list what exists.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -183,10 +184,13 @@ class Config:
 
 
 def register_configs() -> None:
-    """The schema for Hydra, and ``${either:a,b}`` (``a`` unless null) for the run directory."""
+    """The schema for Hydra, and ``${slug:<env name>}`` for run directories (``mpe/spread`` ->
+    ``mpe-spread``, ``pettingzoo:pettingzoo.sisl.multiwalker_v9`` -> ``multiwalker_v9``)."""
     ConfigStore.instance().store(name="schema", node=Config)
-    if not OmegaConf.has_resolver("either"):
-        OmegaConf.register_new_resolver("either", lambda a, b: b if a is None else a)
+    if not OmegaConf.has_resolver("slug"):
+        OmegaConf.register_new_resolver(
+            "slug", lambda name: name.rsplit(".", 1)[-1] if ":" in name else name.replace("/", "-")
+        )
 
 
 def to_config(cfg: DictConfig | dict) -> Config:
@@ -207,7 +211,98 @@ def to_config(cfg: DictConfig | dict) -> Config:
         if name not in registry:
             raise ValueError(f"unknown {group} {name!r}; {group} options are {sorted(registry)}")
         schema[group] = OmegaConf.structured(registry[name].config)
-    return OmegaConf.to_object(OmegaConf.merge(schema, data))
+    cfg = OmegaConf.to_object(OmegaConf.merge(schema, data))
+    check_domains(cfg)
+    return cfg
+
+
+AT_LEAST_ONE = (">= 1", lambda v: v >= 1)
+POSITIVE = ("> 0", lambda v: v > 0)
+NON_NEGATIVE = (">= 0", lambda v: v >= 0)
+FRACTION = ("in [0, 1]", lambda v: 0 <= v <= 1)
+DOMAINS = {  # the values with a domain; ``None`` passes (a default chosen elsewhere)
+    "num_seeds": AT_LEAST_ONE,
+    "checkpoint_every_chunks": AT_LEAST_ONE,
+    "keep_checkpoints": AT_LEAST_ONE,
+    "env.num_envs": AT_LEAST_ONE,
+    "env.observe_first": AT_LEAST_ONE,
+    "algo.total_timesteps": AT_LEAST_ONE,
+    "algo.num_steps": AT_LEAST_ONE,
+    "algo.update_epochs": AT_LEAST_ONE,
+    "algo.num_minibatches": AT_LEAST_ONE,
+    "algo.lr": POSITIVE,
+    "algo.lr_schedule.end": NON_NEGATIVE,
+    "algo.lr_schedule.decay": POSITIVE,
+    "algo.adam_eps": POSITIVE,
+    "algo.max_grad_norm": POSITIVE,
+    "algo.gamma": FRACTION,
+    "algo.gae_lambda": FRACTION,
+    "algo.clip_eps": POSITIVE,
+    "algo.vf_coef": NON_NEGATIVE,
+    "algo.huber_delta": POSITIVE,
+    "algo.ent_coef": NON_NEGATIVE,
+    "algo.ent_schedule.end": NON_NEGATIVE,
+    "algo.ent_schedule.decay": POSITIVE,
+    "logger.num_chunks": AT_LEAST_ONE,
+    "eval.episodes": AT_LEAST_ONE,
+    "eval.gif_episodes": NON_NEGATIVE,
+    "eval.every_chunks": NON_NEGATIVE,
+}
+
+
+def check_domains(cfg: Config) -> None:
+    """Every value of ``DOMAINS`` inside its domain, or one error naming each one outside."""
+    bad = []
+    for key, (domain, ok) in DOMAINS.items():
+        value = OmegaConf.select(OmegaConf.structured(cfg), key)
+        if value is not None and not ok(value):
+            bad.append(f"{key}={value} (must be {domain})")
+    if bad:
+        raise ValueError(f"out of range: {', '.join(bad)}")
+
+
+# What a resumed run may change: its length (only longer) and its logging, evaluation and
+# checkpoint cadence. Everything else is the run's own config.
+RESUMABLE = (
+    "algo.total_timesteps",
+    "logger.num_chunks",
+    "logger.progress",
+    "logger.wandb.mode",
+    "eval.every_chunks",
+    "eval.episodes",
+    "eval.gif_episodes",
+    "checkpoint_every_chunks",
+    "keep_checkpoints",
+)
+
+
+def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Config, list[str]]:
+    """A run's own config with ``overrides`` ("key=value", keys of ``RESUMABLE`` only) applied
+    -> (config, a line per changed value)."""
+    cfg = OmegaConf.structured(load_run_config(run_dir))
+    pairs = [o.split("=", 1) for o in overrides]
+    refused = [k for k, *_ in pairs if k not in RESUMABLE]
+    if refused:
+        raise ValueError(
+            f"a resumed run keeps its config; these overrides cannot change on resume: "
+            f"{', '.join(refused)} (allowed: {', '.join(RESUMABLE)})"
+        )
+    new = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    changes = []
+    for key, _ in pairs:
+        old, value = OmegaConf.select(cfg, key), OmegaConf.select(new, key)
+        if key == "algo.total_timesteps" and value < old:
+            raise ValueError(
+                f"algo.total_timesteps can only be raised on resume (the run has {old})"
+            )
+        if value != old:
+            changes.append(f"{key}: {old} -> {value}")
+    if any(c.startswith("algo.total_timesteps") for c in changes):
+        changes.append(
+            "learning-rate and entropy schedules, and any method phase set as a fraction of "
+            "training, now run over the longer run"
+        )
+    return to_config(new), changes
 
 
 def to_yaml(cfg: Config) -> str:

@@ -47,6 +47,10 @@ class Logger:
         self.steps_per_update = steps_per_update
         self.update = start_update
         self.total_updates = total_updates
+        # A resumed run restarts from its checkpoint: the logs keep each update once, and W&B
+        # (which cannot drop what it got) is sent only what it has not had.
+        self.wandb_had = truncate_log(run_dir / "metrics.jsonl", start_update)
+        self.wandb_had_eval = truncate_log(run_dir / "eval" / "history.jsonl", start_update)
         self.metrics_file = (run_dir / "metrics.jsonl").open("a")
         self.last: dict[str, Any] = {}
         self.last_eval: dict[str, Any] | None = None
@@ -109,7 +113,7 @@ class Logger:
                 record[k] = jsonable(means[k])
                 record[f"{k}/seeds"] = jsonable(seeds)
             self.metrics_file.write(json.dumps(record) + "\n")
-            if self.wandb is not None:
+            if self.wandb is not None and self.update > self.wandb_had:
                 per_seed = {f"return/seed{j}": x for j, x in enumerate(record["return/seeds"])}
                 self._wandb_log(means, per_seed, step=record["env_steps"], images=i == n - 1)
             self.last = record
@@ -137,7 +141,7 @@ class Logger:
             f"eval @ {self.update}: return {det[0]:.2f} ± {det[1]:.2f} greedy, "
             f"{sto[0]:.2f} ± {sto[1]:.2f} sampled"
         )
-        if self.wandb is not None:
+        if self.wandb is not None and self.update > self.wandb_had_eval:
             import wandb
 
             values, extra = {}, {}
@@ -185,6 +189,26 @@ class Logger:
         self.metrics_file.close()
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def truncate_log(path: Path, upto: int) -> int:
+    """Keep the records of updates up to ``upto`` in a JSON-lines log (and drop a line torn by
+    a kill) -> the last update the log held before (0 if none)."""
+    if not path.exists():
+        return 0
+    keep, last = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            update = json.loads(line)["update"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+        last = max(last, update)
+        if update <= upto:
+            keep.append(line + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
+    return last
 
 
 def _nanmean(x: np.ndarray) -> np.ndarray:

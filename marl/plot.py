@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -18,7 +19,9 @@ def load_curve(run_dir: str | Path, metric: str = "return") -> tuple[np.ndarray,
     if not path.exists():
         raise FileNotFoundError(f"no metrics.jsonl in {run_dir}")
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if not records or f"{metric}/seeds" not in records[0]:
+    if not records:
+        raise ValueError(f"{path} has no updates yet")
+    if f"{metric}/seeds" not in records[0]:
         raise ValueError(
             f"metric {metric!r} not in {path}; has {sorted(k for k in records[0] if '/' not in k)}"
         )
@@ -72,8 +75,14 @@ def plot_methods(
             kernel = np.ones(w) / w
             values = np.stack([np.convolve(v, kernel, "valid") for v in values.T], 1)
             steps = steps[w - 1 :]
-        mean, n = np.nanmean(values, 1), np.sum(~np.isnan(values), 1)
-        ci = 1.96 * np.nanstd(values, 1, ddof=1) / np.sqrt(n) if values.shape[1] > 1 else 0 * mean
+        with warnings.catch_warnings():  # updates in which no seed ended an episode: NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, n = np.nanmean(values, 1), np.sum(~np.isnan(values), 1)
+            ci = (
+                np.nanstd(values, 1, ddof=1) * 1.96 / np.sqrt(n)
+                if values.shape[1] > 1
+                else 0 * mean
+            )
         ax.plot(steps / x_per, mean, label=f"{m} ({values.shape[1]} seeds)")
         ax.fill_between(steps / x_per, mean - ci, mean + ci, alpha=0.2)
     ax.set(xlabel=xlabel, ylabel=ylabel or metric, title=title)

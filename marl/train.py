@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from marl import checkpoint, evaluate
 from marl.algos import ALGOS, RunningStats, actor_critic_loss, gae
-from marl.config import AlgoConfig, Config, Returns, load_run_config, to_yaml
+from marl.config import AlgoConfig, Config, Returns, resume_config, to_yaml
 from marl.logging import Logger
 from marl.optim import check_schedule, make_optimizer, resolve_groups, scheduled
 from marl.policies import ActorCritic, Context, Observation, Role, make_policy
@@ -389,13 +390,7 @@ def shard(state: TrainState, num_envs: int) -> TrainState:
     return rest.replace(runner=runner)
 
 
-def chunk_plan(num_updates: int, num_chunks: int) -> list[int]:
-    """Updates per host-loop chunk: equal chunks, the last one shorter if need be."""
-    size = max(1, math.ceil(num_updates / max(1, num_chunks)))
-    return [min(size, num_updates - start) for start in range(0, num_updates, size)]
-
-
-def _check_finite(state: TrainState, metrics: dict[str, Any], chunk: int) -> None:
+def _check_finite(state: TrainState, metrics: dict[str, Any], update: int) -> None:
     bad = [k for k, v in metrics.items() if k.startswith("loss/") and not np.all(np.isfinite(v))]
     for name in ("params", "method_state"):
         leaves = [
@@ -404,7 +399,7 @@ def _check_finite(state: TrainState, metrics: dict[str, Any], chunk: int) -> Non
         if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
             bad.append("parameters" if name == "params" else "method state")
     if bad:
-        raise TrainingDiverged(f"non-finite {', '.join(bad)} in chunk {chunk}")
+        raise TrainingDiverged(f"non-finite {', '.join(bad)} by update {update}")
 
 
 def build(cfg: Config):
@@ -421,71 +416,97 @@ def build(cfg: Config):
     return env, policy, learner, state if learner.host else shard(state, cfg.env.num_envs)
 
 
-def train(cfg: Config, stop_after_chunks: int | None = None) -> Path:
-    """Train (or resume) a run; returns its directory. See ``configs/`` for the options."""
-    resuming = cfg.resume is not None
-    run_dir = Path(cfg.resume or cfg.run_dir)
+def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence[str] = ()) -> Path:
+    """Train a run, or resume ``cfg.resume``; returns its directory. A resumed run keeps its own
+    config; ``overrides`` ("key=value") may extend it (``config.RESUMABLE``). See ``configs/``
+    for the options. Ctrl-C (``KeyboardInterrupt``) abandons the current chunk and names the
+    checkpoint that a resume starts from."""
+    run_dir, resuming = Path(cfg.resume or cfg.run_dir), cfg.resume is not None
     if resuming:
-        cfg = load_run_config(run_dir)  # the run's own config; its config.yaml stays as it was
+        cfg, changes = resume_config(run_dir, overrides)
+    elif (run_dir / "config.yaml").exists():
+        raise ValueError(f"{run_dir} already holds a run: continue it with resume={run_dir}")
+    env, policy, learner, state = build(cfg)  # validates everything before anything is written
+
+    total = learner.num_updates
+    done = 0
+    if resuming:
+        ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
+        restored = ckpt.restore_readable(state, warn=lambda m: print(f"warning: {m}"))
+        if restored is not None:
+            state, done = restored[0], int(restored[0].update[0])
+            if learner.host:
+                state = jax.jit(jax.vmap(learner.restart_envs))(state)
+        if done >= total:
+            ckpt.close()
+            print(
+                f"{run_dir} finished at update {done} ({done * learner.steps_per_update:,} "
+                f"env-steps); to train it longer: resume={run_dir} algo.total_timesteps=<more>"
+            )
+            return run_dir
+        for change in changes:
+            print(f"resume: {change}")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
-    env, policy, learner, state = build(cfg)
-
-    plan = chunk_plan(learner.num_updates, cfg.logger.num_chunks)
-    ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
-    start = 0
-    if resuming and ckpt.latest() is not None:
-        state, start = ckpt.restore(state)
-        if learner.host:
-            state = jax.jit(jax.vmap(learner.restart_envs))(state)
-
+    # Every chunk runs the same jitted program (one compile per run): ``size`` updates, of
+    # which the first ``n`` are done and the rest skipped (only the last chunk skips any).
+    size = math.ceil(total / cfg.logger.num_chunks)
     update = jax.vmap(learner.update)
-    run_chunk = jax.jit(
-        lambda state, n: jax.lax.scan(lambda s, _: update(s), state, None, length=n),
-        static_argnums=1,
+    no_metrics = jax.tree.map(
+        lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(update, state)[1]
     )
-    evaluator = evaluate.Evaluator(cfg, env, policy, run_dir / "eval", learner.num_updates)
-    logger = Logger(
-        cfg,
-        run_dir,
-        total_updates=learner.num_updates,
-        steps_per_update=learner.steps_per_update,
-        start_update=sum(plan[:start]),
-    )
-    finished = False
+
+    @jax.jit
+    def run_chunk(state: TrainState, n: Array):
+        def step(s, i):
+            return jax.lax.cond(i < n, update, lambda s: (s, no_metrics), s)
+
+        return jax.lax.scan(step, state, jnp.arange(size))
+
+    evaluator = evaluate.Evaluator(cfg, env, policy, run_dir / "eval", total)
+    logger = Logger(cfg, run_dir, total, learner.steps_per_update, start_update=done)
+    finished, chunks = False, 0
     try:
-        for c in range(start, len(plan)):
-            if stop_after_chunks is not None and c - start >= stop_after_chunks:
-                logger.console(
-                    f"stopped after {stop_after_chunks} chunk(s); resume with resume={run_dir}"
-                )
+        while done < total:
+            if stop_after_chunks is not None and chunks >= stop_after_chunks:
+                logger.console(f"stopped after {chunks} chunk(s); resume with resume={run_dir}")
                 break
+            n = min(size, total - done)
             t0 = time.perf_counter()
-            new_state, metrics = run_chunk(state, plan[c])
-            metrics = jax.device_get(metrics)
-            _check_finite(new_state, metrics, c)
-            state = new_state
+            new_state, metrics = run_chunk(state, jnp.int32(n))
+            metrics = {k: v[:n] for k, v in jax.device_get(metrics).items()}
+            _check_finite(new_state, metrics, done + n)
+            state, done, chunks = new_state, done + n, chunks + 1
             logger.log_updates(metrics, time.perf_counter() - t0)
-            last = c == len(plan) - 1
-            if last or (cfg.eval.every_chunks and (c + 1) % cfg.eval.every_chunks == 0):
-                tag = f"update_{int(state.update[0])}"
+            last, boundary = done == total, math.ceil(done / size)
+            if last or (cfg.eval.every_chunks and boundary % cfg.eval.every_chunks == 0):
+                tag = f"update_{done}"
                 logger.log_eval(evaluator(state, gif=last or cfg.eval.gif_episodes > 0, tag=tag))
-            if last or (c + 1) % cfg.checkpoint_every_chunks == 0:
-                ckpt.save(c + 1, state)
+            if last or boundary % cfg.checkpoint_every_chunks == 0:
+                ckpt.save(done, state)
         else:
             finished = True
     except TrainingDiverged as err:
-        last_good = ckpt.latest()
-        where = (
-            f"the last good checkpoint is {ckpt.path(last_good)}"
-            if last_good
-            else "no checkpoint was saved yet"
-        )
+        where = _last_checkpoint(ckpt)
         logger.console(f"[red]training stopped: {err}; {where}")
         raise TrainingDiverged(f"{err}; {where}") from None
+    except KeyboardInterrupt:
+        logger.console(
+            f"interrupted at update {done}: the chunk in progress is abandoned; "
+            f"{_last_checkpoint(ckpt)}; resume with: python scripts/train.py resume={run_dir}"
+        )
+        raise
     finally:
         ckpt.close()
         logger.close(write_summary=finished)
     return run_dir
+
+
+def _last_checkpoint(ckpt: checkpoint.Checkpointer) -> str:
+    last = ckpt.latest()
+    if last is None:
+        return "no checkpoint was saved yet (a resume starts from the beginning)"
+    return f"the last checkpoint is {ckpt.path(last)} (update {last})"

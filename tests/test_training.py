@@ -45,7 +45,7 @@ def test_resume_continues_exactly(tiny):
     probe = ("comm.name=probe", "num_seeds=2")
     straight = train(tiny("straight", *probe))
     stopped = train(tiny("stopped", *probe), stop_after_chunks=1)
-    assert Checkpointer(stopped / "checkpoints", 3).latest() == 1
+    assert Checkpointer(stopped / "checkpoints", 3).latest() == 2  # updates
     resumed = train(tiny("ignored", f"resume={stopped}"))
     assert resumed == stopped
     a, b = (Checkpointer(run / "checkpoints", 3).load() for run in (straight, resumed))
@@ -58,12 +58,13 @@ def test_resume_continues_exactly(tiny):
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny):
     run = train(tiny("nan"), stop_after_chunks=1)
     config = run / "config.yaml"
-    config.write_text(config.read_text().replace("lr: 0.00025", "lr: .nan"))
+    config.write_text(config.read_text().replace("lr: 0.00025", "lr: 1.0e+38"))
     with pytest.raises(
-        TrainingDiverged, match=r"non-finite .*parameters.*last good checkpoint is .*checkpoints/1"
+        TrainingDiverged,
+        match=r"non-finite .*parameters.*last checkpoint is .*checkpoints/2 \(update 2\)",
     ):
         train(tiny("ignored", f"resume={run}"))
-    assert Checkpointer(run / "checkpoints", 3).latest() == 1
+    assert Checkpointer(run / "checkpoints", 3).latest() == 2
 
 
 def _train_in_subprocess(tmp_path: Path, name: str, devices: int) -> Path:
@@ -144,7 +145,7 @@ def test_evaluate_script_writes_table_and_gif(tiny, capsys):
     evaluate_main([f"run={run}", "episodes=6", "gif_episodes=1"])
     out = capsys.readouterr().out
     assert "deterministic" in out and "stochastic" in out and "±" in out
-    result = json.loads((run / "eval" / "evaluate_2.json").read_text())
+    result = json.loads((run / "eval" / "evaluate_4.json").read_text())
     assert result["seeds"] == 2 and len(result["deterministic"]["per_seed"]["return"]) == 2
     gif = Path(result["gif"])
     assert gif.exists() and gif.stat().st_size > 1000

@@ -1,0 +1,186 @@
+"""A run as a durable thing: Ctrl-C and resume, corrupted checkpoints, extending a run,
+values out of range and failed starts, one compile per run, the command-line scripts."""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from marl.checkpoint import Checkpointer, CheckpointError
+from marl.cli import evaluate_main
+from marl.train import train
+from tests.conftest import TINY, compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, str(ROOT / "scripts" / "train.py")]
+
+
+def updates(run: Path) -> list[int]:
+    return [json.loads(line)["update"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def wandb_steps(run: Path) -> list[int]:
+    """The history steps in every offline W&B segment of a run (its ``.wandb`` record logs:
+    a 7-byte header, then 32 KiB blocks of records, each with a 7-byte header)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    steps = []
+    for path in glob.glob(str(run / "wandb" / "offline-run-*" / "*.wandb")):
+        data, pos, buf = Path(path).read_bytes(), 7, b""
+        while pos + 7 <= len(data):
+            left = 32768 - pos % 32768
+            _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+            if left < 7 or (length, kind) == (0, 0):  # block padding
+                pos += left
+                continue
+            buf += data[pos + 7 : pos + 7 + length]
+            pos += 7 + length
+            if kind in (1, 4):  # a full record, or the last piece of one
+                record = pb.Record.FromString(buf)
+                if record.WhichOneof("record_type") == "history":
+                    steps.append(record.history.step.num)
+                buf = b""
+    return steps
+
+
+def corrupt(run: Path, update: int) -> None:
+    """Cut every array file of a checkpoint in half."""
+    for f in (run / "checkpoints" / str(update)).rglob("d/*"):
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def test_ctrl_c_then_resume_counts_each_update_once(tmp_path):
+    """SIGINT mid-run: exit 130 with the resume command, no traceback; the resumed run logs
+    each update once (metrics.jsonl and W&B) and ends with the uninterrupted run's parameters."""
+    run = tmp_path / "interrupted"
+    length = [*TINY, "algo.total_timesteps=12800", "logger.num_chunks=20", "eval.every_chunks=1"]
+    proc = subprocess.Popen(
+        [*TRAIN, *length, "logger.wandb.mode=offline", f"run_dir={run}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WANDB_SILENT": "true"},
+    )
+    deadline = time.time() + 300
+    while not (run / "metrics.jsonl").exists() or not updates(run):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert f"resume with: python scripts/train.py resume={run}" in " ".join(out.split())
+    assert "Traceback" not in err
+    assert 0 < len(updates(run)) < 400  # stopped mid-run
+
+    resumed = train(compose_config([f"resume={run}"]))
+    straight = train(compose_config([*length, f"run_dir={tmp_path / 'straight'}"]))
+    assert updates(resumed) == list(range(1, 401))
+    steps = wandb_steps(run)
+    assert sorted(steps) == sorted(set(steps)) and max(steps) == 400 * 32
+    a, b = (Checkpointer(r / "checkpoints", 3).load()["params"] for r in (resumed, straight))
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_corrupt_checkpoints_fall_back_or_are_named(tiny, capsys):
+    run = train(tiny("corrupt"))  # checkpoints after updates 2 and 4
+    straight = Checkpointer(run / "checkpoints", 3).load()["params"]
+    corrupt(run, 4)
+    train(tiny("ignored", f"resume={run}"))  # falls back to update 2, trains 3 and 4 again
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"checkpoint {run / 'checkpoints' / '4'} is unreadable" in out
+    assert "trying an older one" in out
+    assert (run / "corrupt_checkpoints" / "4").is_dir() and updates(run) == [1, 2, 3, 4]
+    again = Checkpointer(run / "checkpoints", 3).load()["params"]
+    jax.tree.map(np.testing.assert_array_equal, straight, again)
+
+    corrupt(run, 2)
+    corrupt(run, 4)
+    with pytest.raises(CheckpointError, match=r"no readable checkpoint: .*checkpoints/4, .*/2$"):
+        train(tiny("ignored", f"resume={run}"))
+
+
+def test_resume_extends_a_run_and_refuses_other_overrides(tiny, capsys):
+    run = train(tiny("extend"))
+    resume = tiny("ignored", f"resume={run}")
+    with pytest.raises(ValueError, match=r"cannot change on resume: algo.lr, env \(allowed"):
+        train(resume, overrides=["algo.lr=0.1", "env=tag"])
+    with pytest.raises(ValueError, match="can only be raised"):
+        train(resume, overrides=["algo.total_timesteps=64"])
+    train(resume)  # finished: says so, changes nothing
+    assert "finished at update 4" in capsys.readouterr().out and updates(run) == [1, 2, 3, 4]
+    train(resume, overrides=["algo.total_timesteps=256", "logger.num_chunks=4"])
+    assert "algo.total_timesteps: 128 -> 256" in capsys.readouterr().out
+    assert updates(run) == list(range(1, 9))
+    assert "total_timesteps: 256" in (run / "config.yaml").read_text()
+    assert json.loads((run / "summary.json").read_text())["updates"] == 8
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("num_seeds=0", r"num_seeds=0 \(must be >= 1\)"),
+        ("algo.gamma=1.5", r"algo.gamma=1.5 \(must be in \[0, 1\]\)"),
+        ("eval.episodes=0", r"eval.episodes=0 \(must be >= 1\)"),
+        ("algo.lr=-1", r"algo.lr=-1.0 \(must be > 0\)"),
+    ],
+)
+def test_values_out_of_range_are_refused(override, message):
+    with pytest.raises(ValueError, match=message):
+        compose_config([*TINY, override])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["num_seeds=0", "env.num_envs=0"], "error: out of range: num_seeds=0 (must be >= 1), env"),
+        (["+env.options.num_agentz=4"], "error: unknown option(s) ['num_agentz']"),
+        (["resume=runs/does-not-exist"], "error: no config.yaml in runs/does-not-exist"),
+    ],
+)
+def test_a_failed_start_writes_nothing(tmp_path, args, message):
+    result = subprocess.run(
+        [*TRAIN, *args, "run_dir=new"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_update_compiles_once_per_run(tiny, caplog):
+    """5 updates in chunks of 3 and 2: the shorter last chunk reuses the program."""
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            run = train(tiny("compile", "algo.total_timesteps=160"))
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    assert updates(run) == [1, 2, 3, 4, 5]
+    assert sum("Compiling jit(run_chunk)" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_evaluate_names_the_saved_checkpoints_and_has_help(tiny, capsys):
+    run = train(tiny("saved"))
+    with pytest.raises(SystemExit, match=r"error: no checkpoint 99 in .*\(saved: 2, 4\)"):
+        evaluate_main([f"run={run}", "checkpoint=99"])
+    bare = train(tiny("bare"), stop_after_chunks=0)
+    shutil.rmtree(bare / "checkpoints")
+    with pytest.raises(SystemExit, match="error: no checkpoints in"):
+        evaluate_main([f"run={bare}"])
+    assert not (bare / "checkpoints").exists()
+    with pytest.raises(SystemExit) as done:
+        evaluate_main(["--help"])
+    assert done.value.code == 0 and "episodes=100" in capsys.readouterr().out
