@@ -37,6 +37,7 @@ from marl.rollout import (
 
 MODES = {"deterministic": True, "stochastic": False}
 HOST_HORIZON = 1000  # step cap for host environments (JAX ones stop at their max_steps)
+GIF_FPS = 20  # about this many frames per second of play in GIFs
 
 
 @struct.dataclass
@@ -183,48 +184,50 @@ class Evaluator:
             if episodes is not None:
                 numbers = self.policy.statistics(episodes)
                 results[mode]["statistics"] = {k: jsonable(v) for k, v in numbers.items()}
-        if gif and not self.host and self.cfg.eval.gif_episodes > 0:
+        if gif and self.cfg.eval.gif_episodes > 0:
             results["gif"] = str(self.gif(*jax.tree.map(lambda x: x[:1], args), tag))
         return results
 
     def gif(self, params, method_state, norm, update, tag: str) -> Path:
         """Render ``eval.gif_episodes`` deterministic episodes of the first seed (arguments
-        with a seed axis of 1) to ``<out_dir>/<tag>.gif`` (real time, at most about 20 frames
-        per second)."""
-        env, n = self.env, self.cfg.eval.gif_episodes
-        venv = VecEnv(EpisodeStats(env), n)  # no auto-reset: the last frame ends the episode
+        with a seed axis of 1) to ``<out_dir>/<tag>.gif`` (real time, at about ``GIF_FPS``
+        frames per second): JAX environments from the recorded states, host ones through their
+        ``rgb_array`` render."""
+        n = self.cfg.eval.gif_episodes
         ctx = jax.vmap(lambda u: Context.at(u, self.num_updates, training=False))(update)
         key = jax.random.PRNGKey(10_000)[None]
 
-        def run():
-            return run_episodes(
-                self.policy,
-                venv,
-                params,
-                method_state,
-                norm,
-                key,
-                ctx,
-                True,
-                int(env.max_steps),
-                record=True,
-                record_states=True,
-            )[1]
+        def play(venv, horizon: int, record: bool):
+            run = partial(run_episodes, self.policy, venv, params, method_state, norm, key, ctx)
+            return jax.jit(lambda: run(True, horizon, record=record, record_states=record))()
 
-        episodes = jax.tree.map(lambda x: np.asarray(x[0]), jax.jit(run)())  # seed 0
-        every = max(1, round(env.render_fps / 20))
-        frames = []
-        for i in range(n):
-            length = int(episodes.valid[:, i].sum())
-            frames.append(venv.render(episodes.first_state, i))
-            for t in range(length):
-                if (t + 1) % every == 0 or t == length - 1:
-                    frames.append(
-                        venv.render(jax.tree.map(lambda x, t=t: x[t], episodes.env_state), i)
-                    )
+        if self.host:
+            venv = make_env(self.cfg, n, film_fps=GIF_FPS)
+            if "rgb_array" not in venv.envs[0].metadata.get("render_modes", ()):
+                raise ValueError(f"{venv.name} has no rgb_array render: set eval.gif_episodes=0")
+            play(batched(venv, n), HOST_HORIZON, record=False)
+            fps, every = venv.render_fps, venv.film_every
+            frames = [frame for film in venv.frames for frame in film]
+            venv.close()
+        else:
+            env = self.env
+            venv = VecEnv(EpisodeStats(env), n)  # no auto-reset: the last frame ends the episode
+            episodes = jax.tree.map(
+                lambda x: np.asarray(x[0]), play(venv, int(env.max_steps), True)[1]
+            )
+            fps, every = env.render_fps, max(1, round(env.render_fps / GIF_FPS))
+            frames = []
+            for i in range(n):
+                length = int(episodes.valid[:, i].sum())
+                frames.append(venv.render(episodes.first_state, i))
+                frames += [
+                    venv.render(jax.tree.map(lambda x, t=t: x[t], episodes.env_state), i)
+                    for t in range(length)
+                    if (t + 1) % every == 0 or t == length - 1
+                ]
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"{tag}.gif"
-        iio.imwrite(path, np.stack(frames), duration=1000 * every / env.render_fps, loop=0)
+        iio.imwrite(path, np.stack(frames), duration=1000 * every / fps, loop=0)
         return path
 
 

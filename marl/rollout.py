@@ -11,6 +11,7 @@ returned) and the evaluation episodes (``marl.evaluate``).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import jax
@@ -29,9 +30,10 @@ Array = jax.Array
 HOST_PREFIX = "pettingzoo:"
 
 
-def make_env(cfg: Config, num_envs: int | None = None):
+def make_env(cfg: Config, num_envs: int | None = None, film_fps: float = 0):
     """The configured JAX environment, or for ``env.name="pettingzoo:<module>"`` a batch of
-    ``num_envs`` (default ``env.num_envs``) host environments from ``<module>.parallel_env``."""
+    ``num_envs`` (default ``env.num_envs``) host environments from ``<module>.parallel_env``
+    (``film_fps``: keeping ``rgb_array`` frames of their first episodes at about that rate)."""
     name, e = cfg.env.name, cfg.env
     if not name.startswith(HOST_PREFIX):
         env = envs.make(name, **e.options)
@@ -45,11 +47,21 @@ def make_env(cfg: Config, num_envs: int | None = None):
     module = name[len(HOST_PREFIX) :]
     try:
         parallel_env = importlib.import_module(module).parallel_env
-    except (ImportError, AttributeError) as err:
-        raise ValueError(
-            f"env.name={name!r}: cannot import {module}.parallel_env ({err})"
+    except ModuleNotFoundError as err:
+        if err.name and module.startswith(err.name):  # the module itself does not exist
+            raise ValueError(f"env.name={name!r}: there is no module {module!r}") from None
+        family = module.split(".")[1] if module.startswith("pettingzoo.") else None
+        hint = f': pip install "pettingzoo[{family}]"' if family else ""
+        raise ModuleNotFoundError(
+            f"env.name={name!r} needs {err.name!r}, which is not installed{hint}"
         ) from None
-    return from_pettingzoo(lambda: parallel_env(**cfg.env.options), num_envs or cfg.env.num_envs)
+    except AttributeError as err:
+        raise ValueError(f"env.name={name!r}: {module} has no parallel_env ({err})") from None
+    options = dict(cfg.env.options)
+    if film_fps:
+        options["render_mode"] = "rgb_array"
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders without a display
+    return from_pettingzoo(lambda: parallel_env(**options), num_envs or cfg.env.num_envs, film_fps)
 
 
 def is_host(env) -> bool:

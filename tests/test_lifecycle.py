@@ -149,6 +149,10 @@ def test_values_out_of_range_are_refused(override, message):
         (["num_seeds=0", "env.num_envs=0"], "error: out of range: num_seeds=0 (must be >= 1), env"),
         (["+env.options.num_agentz=4"], "error: unknown option(s) ['num_agentz']"),
         (["resume=runs/does-not-exist"], "error: no config.yaml in runs/does-not-exist"),
+        (
+            ["env.name=pettingzoo:pettingzoo.atari.pong_v3"],
+            "needs 'multi_agent_ale_py', which is not installed: pip install \"pettingzoo[atari]\"",
+        ),
     ],
 )
 def test_a_failed_start_writes_nothing(tmp_path, args, message):
@@ -184,3 +188,33 @@ def test_evaluate_names_the_saved_checkpoints_and_has_help(tiny, capsys):
     with pytest.raises(SystemExit) as done:
         evaluate_main(["--help"])
     assert done.value.code == 0 and "episodes=100" in capsys.readouterr().out
+
+
+def test_a_multiwalker_run_is_quiet_and_films_its_episodes(tmp_path):
+    """8,192 host steps of PettingZoo's multiwalker from the command line, as a user runs it
+    (progress bar, offline W&B, evaluations): under 100 lines, and GIFs through its
+    ``rgb_array`` render."""
+    run = tmp_path / "walker"
+    result = subprocess.run(
+        [
+            *TRAIN,
+            "env=multiwalker",
+            "env.num_envs=2",
+            "algo.num_steps=128",
+            "algo.total_timesteps=8192",
+            "eval.episodes=2",
+            "eval.gif_episodes=1",
+            f"run_dir={run}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) < 100, "\n".join(lines[:100])
+    assert updates(run) == list(range(1, 33))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["eval"]["deterministic"]["length"][0] > 0
+    assert (run / "eval" / "update_32.gif").stat().st_size > 10_000

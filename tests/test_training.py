@@ -1,5 +1,5 @@
 """The trainer end to end on tiny runs: determinism, resume, devices, config errors, logging,
-checkpoints and NaN stops, evaluation, and a host (PettingZoo) environment."""
+checkpoints and NaN stops, evaluation (the run lifecycle: test_lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -165,22 +165,6 @@ def test_recurrent_continuous_mappo_runs(tiny):
         )
     )
     assert np.isfinite(metrics(run)[-1]["loss/total"])
-
-
-def test_mappo_on_pettingzoo_multiwalker_completes(tiny):
-    run = train(
-        tiny(
-            "walker",
-            "env=multiwalker",
-            "env.num_envs=2",
-            "algo.num_steps=32",
-            "algo.total_timesteps=256",
-            "eval.episodes=1",
-        )
-    )
-    records = metrics(run)
-    assert len(records) == 4 and all(np.isfinite(r["loss/total"]) for r in records)
-    assert json.loads((run / "summary.json").read_text())["eval"]["deterministic"]["length"][0] > 0
 
 
 @pytest.mark.slow  # the longest test; `pytest -m slow`

@@ -22,11 +22,18 @@ from envs.core import AgentSpaces, TimeStep
 
 
 class PettingZooVecEnv(AgentSpaces):
-    def __init__(self, make_fn: Callable[[], ParallelEnv], num_envs: int):
+    def __init__(self, make_fn: Callable[[], ParallelEnv], num_envs: int, film_fps: float = 0):
+        """``film_fps`` > 0: keep each environment's ``render()`` frames (its ``render_mode``
+        must be ``rgb_array``) at about that rate, from a reset to the end of its first
+        episode, in ``frames`` (every ``film_every``-th step, and the last)."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.envs = [make_fn() for _ in range(num_envs)]
         first = self.envs[0]
+        self.render_fps = first.metadata.get("render_fps", 20)
+        self.film_every = max(1, round(self.render_fps / film_fps)) if film_fps else 0
+        self.frames: list[list[np.ndarray]] | None = [[] for _ in self.envs] if film_fps else None
+        self._filming = np.zeros(num_envs, bool)
         self.name = first.metadata.get("name", type(first.unwrapped).__name__)
         self.agents = tuple(first.possible_agents)
         self._obs_spaces = {a: first.observation_space(a) for a in self.agents}
@@ -53,6 +60,9 @@ class PettingZooVecEnv(AgentSpaces):
     def reset(self, seed: int | None = None) -> TimeStep:
         for i in range(self.num_envs):
             self._reset_one(i, None if seed is None else seed + i)
+        if self.frames is not None:
+            self.frames = [[env.render()] for env in self.envs]
+            self._filming[:] = True
         zeros = np.zeros((self.num_envs, self.num_agents), np.float32)
         done = np.zeros(self.num_envs, bool)
         return self._timestep(zeros, done, done, self._obs.copy(), zeros, self._length.copy())
@@ -78,6 +88,10 @@ class PettingZooVecEnv(AgentSpaces):
             self._return[i] += reward[i]
             self._length[i] += 1
             ep_return[i], ep_length[i] = self._return[i], self._length[i]
+            if self.frames is not None and self._filming[i]:
+                if self._length[i] % self.film_every == 0 or not env.agents:
+                    self.frames[i].append(env.render())
+                self._filming[i] = bool(env.agents)
             if not env.agents:  # the episode is over for everyone
                 truncated[i] = any(trunc.values())
                 terminated[i] = not truncated[i]
@@ -155,6 +169,9 @@ class PettingZooVecEnv(AgentSpaces):
         )
 
 
-def from_pettingzoo(make_fn: Callable[[], ParallelEnv], num_envs: int) -> PettingZooVecEnv:
-    """``num_envs`` copies of ``make_fn()`` as one batched host environment."""
-    return PettingZooVecEnv(make_fn, num_envs)
+def from_pettingzoo(
+    make_fn: Callable[[], ParallelEnv], num_envs: int, film_fps: float = 0
+) -> PettingZooVecEnv:
+    """``num_envs`` copies of ``make_fn()`` as one batched host environment (``film_fps``:
+    keep frames of each one's first episode at about that rate)."""
+    return PettingZooVecEnv(make_fn, num_envs, film_fps)
