@@ -17,7 +17,7 @@ from gymnasium import spaces
 from hydra.core.config_store import ConfigStore
 
 import envs
-from envs.core import MultiAgentEnv, TimeStep
+from envs.core import MultiAgentEnv, SharedSpaces, TimeStep
 from marl.comm import register_channel
 from marl.config import CommConfig
 from marl.policies import Evaluated, MLPConfig, Role, register_policy
@@ -130,7 +130,7 @@ class TeamConfig(MLPConfig):
     name: str = "team"
 
 
-class Bandit(MultiAgentEnv):
+class Bandit(SharedSpaces, MultiAgentEnv):
     """One agent, one step, two arms: arm 1 pays N(1, 0.5), arm 0 pays N(0, 0.5). The
     observation is noise (nothing to learn from it)."""
 
@@ -139,11 +139,9 @@ class Bandit(MultiAgentEnv):
     state_dim = 1
     max_steps = 1
 
-    def observation_space(self, agent):
-        return spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def action_space(self, agent):
-        return spaces.Discrete(2)
+    def __init__(self):
+        self._obs_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self._action_space = spaces.Discrete(2)
 
     def _timestep(self, key, reward, done):
         return TimeStep(

@@ -6,6 +6,8 @@ wrongly shaped, non-integer or non-finite actions raise ``ValueError`` naming th
 
 from __future__ import annotations
 
+from copy import deepcopy
+from functools import partial
 from typing import Any
 
 import jax
@@ -16,35 +18,56 @@ from pettingzoo import ParallelEnv
 from envs.core import MultiAgentEnv
 
 
+# Jitted once per environment object (a static argument): views that share one environment
+# object share its compiled reset and step.
+@partial(jax.jit, static_argnums=0)
+def _reset(env: MultiAgentEnv, key):
+    return env.reset(key)
+
+
+@partial(jax.jit, static_argnums=0)
+def _step(env: MultiAgentEnv, key, state, actions):
+    return env.step(key, state, actions)
+
+
 class PettingZooEnv(ParallelEnv):
-    metadata = {"render_modes": ["rgb_array"], "is_parallelizable": True}
+    metadata = {"render_modes": ["rgb_array", "human"], "is_parallelizable": True}
 
     def __init__(self, env: MultiAgentEnv, render_mode: str | None = None):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        """``render_mode``: ``rgb_array`` (``render()`` returns the frame) or ``human`` (it
+        shows the frame in a matplotlib window)."""
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
         self.env = env
         self.render_mode = render_mode
+        self._window = None  # human rendering: (figure, image)
         self.metadata = {**self.metadata, "name": env.name, "render_fps": env.render_fps}
         self.possible_agents = list(env.agents)
+        # Each view owns its spaces (PettingZoo seeds them per environment).
+        self._spaces = {
+            a: (deepcopy(env.observation_space(a)), deepcopy(env.action_space(a)))
+            for a in env.agents
+        }
         self.agents: list[str] = []
         self.state_space = spaces.Box(-np.inf, np.inf, (env.state_dim,), np.float32)
-        self._reset = jax.jit(env.reset)
-        self._step = jax.jit(env.step)
         self._key = jax.random.PRNGKey(np.random.SeedSequence().entropy % 2**32)
         self._state = None
         self._timestep = None
 
     def observation_space(self, agent: str) -> spaces.Space:
-        return self.env.observation_space(agent)
+        return self._spaces[agent][0]
 
     def action_space(self, agent: str) -> spaces.Space:
-        return self.env.action_space(agent)
+        return self._spaces[agent][1]
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._key = jax.random.PRNGKey(seed)
         self._key, key = jax.random.split(self._key)
-        self._state, ts = self._reset(key)
+        self._state, ts = _reset(self.env, key)
         self._timestep = jax.device_get(ts)
         self.agents = [
             a for a, on in zip(self.possible_agents, self._timestep.active, strict=True) if on
@@ -58,7 +81,7 @@ class PettingZooEnv(ParallelEnv):
             raise ValueError("the episode is over (no agents left): call reset()")
         stacked = self._stack_actions(actions)
         self._key, key = jax.random.split(self._key)
-        self._state, ts = self._step(key, self._state, stacked)
+        self._state, ts = _step(self.env, key, self._state, stacked)
         ts = self._timestep = jax.device_get(ts)
         acted = self.agents
         obs = self._observations()
@@ -80,10 +103,26 @@ class PettingZooEnv(ParallelEnv):
     def render(self) -> np.ndarray | None:
         if self.render_mode is None or self._state is None:
             return None
-        return self.env.render(self._state)
+        frame = self.env.render(self._state)
+        if self.render_mode == "rgb_array":
+            return frame
+        import matplotlib.pyplot as plt
+
+        if self._window is None:
+            figure, ax = plt.subplots()
+            ax.set_axis_off()
+            self._window = figure, ax.imshow(frame)
+        self._window[1].set_data(frame)
+        plt.pause(1 / self.metadata["render_fps"])  # draws; a no-op without a display
+        return None
 
     def close(self) -> None:
         self._state = None
+        if self._window is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(self._window[0])
+            self._window = None
 
     def _observations(self) -> dict[str, np.ndarray]:
         obs = np.asarray(self._timestep.obs, np.float32)
