@@ -121,6 +121,9 @@ class MultiAgentEnv(AgentSpaces):
     name: str = "env"
     state_dim: int
     render_fps: int = 10  # policy steps per second of simulated time (GIF playback)
+    # Teams whose returns are also reported apart, ``return/<team>``: name -> agent indices
+    # (e.g. tag's adversaries and good agents, whose rewards have opposite signs).
+    teams: dict[str, np.ndarray] = {}
 
     def reset(self, key: Array) -> tuple[Any, TimeStep]:
         raise NotImplementedError

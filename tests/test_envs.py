@@ -88,6 +88,22 @@ def test_autoreset_keeps_final_observation_and_stats():
     assert int(state.env_state.step) == 0 and float(state.episode_return.sum()) == 0.0
 
 
+def test_team_returns_are_reported_apart():
+    """Tag's adversaries and good agents have opposite rewards: their episode returns are
+    reported per team besides the mean over all agents."""
+    env = envs.make("mpe/tag", max_steps=50)
+    venv = vectorize(env, 16)
+    state, _ = venv.reset(jax.random.PRNGKey(0))
+    step = jax.jit(venv.step)
+    for t in range(50):
+        actions = jax.random.randint(jax.random.PRNGKey(t), (16, env.num_agents), 0, 5)
+        state, ts = step(jax.random.PRNGKey(t), state, actions)
+    ret = ts.info["episode_return"]  # [16, 4]: 3 adversaries, 1 good agent
+    assert bool(ts.truncated.all()) and np.abs(ret[:, :3]).sum() > 0 and np.abs(ret[:, 3]).sum() > 0
+    np.testing.assert_allclose(ts.info["return/adversary"], ret[:, :3].mean(-1), rtol=1e-6)
+    np.testing.assert_allclose(ts.info["return/good"], ret[:, 3], rtol=1e-6)
+
+
 def test_termination_is_kept_apart_from_truncation():
     env = envs.make("mpe/spread", num_agents=2, terminate_on_success=True)
     state, _ = env.reset(jax.random.PRNGKey(0))

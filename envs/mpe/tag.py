@@ -36,6 +36,7 @@ class Tag(ParticleEnv):
         self.num_good, self.num_adversaries = g, a
         self.terminate_on_success = terminate_on_success
         self.adversary = np.arange(n) < a
+        self.teams = {"adversary": np.flatnonzero(self.adversary), "good": np.arange(a, n)}
         base = 2 + 2 + 2 * num_obstacles + 2 * (n - 1)  # vel, pos, obstacles, other agents
         super().__init__(
             agents=[f"adversary_{i}" for i in range(a)] + [f"agent_{i}" for i in range(g)],

@@ -78,14 +78,15 @@ class EpisodeStatsState:
 
 
 class EpisodeStats(Wrapper):
-    """Adds ``info["episode_return"]`` ([N]) and ``info["episode_length"]`` of the episode
-    that ended at this step (valid where ``done``). Wrap it around ``AutoReset``."""
+    """Adds ``info["episode_return"]`` ([N]), ``info["episode_length"]`` and each team's mean
+    return ``info["return/<team>"]`` (``MultiAgentEnv.teams``) of the episode that ended at
+    this step (valid where ``done``). Wrap it around ``AutoReset``."""
 
     def reset(self, key: Array) -> tuple[EpisodeStatsState, TimeStep]:
         env_state, ts = self.env.reset(key)
         zeros = jnp.zeros(self.num_agents, jnp.float32)
         state = EpisodeStatsState(env_state, zeros, jnp.array(0, jnp.int32))
-        return state, _with_stats(ts, zeros, state.episode_length)
+        return state, self._with_stats(ts, zeros, state.episode_length)
 
     def step(self, key: Array, state: EpisodeStatsState, actions: Array):
         env_state, ts = self.env.step(key, state.env_state, actions)
@@ -93,11 +94,12 @@ class EpisodeStats(Wrapper):
         length = state.episode_length + 1
         keep = ~ts.done
         new_state = EpisodeStatsState(env_state, ret * keep, length * keep)
-        return new_state, _with_stats(ts, ret, length)
+        return new_state, self._with_stats(ts, ret, length)
 
     def render(self, state: EpisodeStatsState):
         return self.env.render(state.env_state)
 
-
-def _with_stats(ts: TimeStep, ret: Array, length: Array) -> TimeStep:
-    return ts.replace(info={**ts.info, "episode_return": ret, "episode_length": length})
+    def _with_stats(self, ts: TimeStep, ret: Array, length: Array) -> TimeStep:
+        teams = {f"return/{t}": ret[i].mean() for t, i in self.env.unwrapped.teams.items()}
+        info = {**ts.info, "episode_return": ret, "episode_length": length, **teams}
+        return ts.replace(info=info)
