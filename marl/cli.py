@@ -55,7 +55,10 @@ def one_line_errors():
     except (*errors, CheckpointError, TrainingDiverged) as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        raise SystemExit(f"error: {err}") from None
+        # One line; OmegaConf's errors add "full_key: ..." and type lines.
+        lines = [x.strip() for x in str(err).splitlines()]
+        keep = [x for x in lines if not x.startswith(("reference_type", "object_type"))]
+        raise SystemExit(f"error: {' '.join(keep)}") from None
 
 
 def train_main() -> None:
