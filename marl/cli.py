@@ -82,7 +82,7 @@ class EvaluateArgs:
 
 
 def evaluate_main(argv: list[str] | None = None) -> None:
-    """``commarl-evaluate run=<dir> [episodes=100] [gif_episodes=3] [checkpoint=N]
+    """``commarl-evaluate run=<dir> [episodes=100] [gif_episodes=3] [checkpoint=<update>]
     [env_options.<name>=<value> ...] [tag=<name>]``: the env options test a trained policy
     under other conditions (e.g. ``env_options.disturbance=0.15``)."""
 

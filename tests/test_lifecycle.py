@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -107,8 +108,8 @@ def test_corrupt_checkpoints_fall_back_or_are_named(tiny, capsys):
     again = Checkpointer(run / "checkpoints", 3).load()["params"]
     jax.tree.map(np.testing.assert_array_equal, straight, again)
 
-    corrupt(run, 2)
     corrupt(run, 4)
+    (run / "checkpoints" / "2" / "default" / "_METADATA").write_bytes(os.urandom(500))
     with pytest.raises(CheckpointError, match=r"no readable checkpoint: .*checkpoints/4, .*/2$"):
         train(tiny("ignored", f"resume={run}"))
 
@@ -218,3 +219,22 @@ def test_a_multiwalker_run_is_quiet_and_films_its_episodes(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["eval"]["deterministic"]["length"][0] > 0
     assert (run / "eval" / "update_32.gif").stat().st_size > 10_000
+
+
+def test_plots_skip_updates_without_episodes_quietly(tmp_path):
+    """A curve over updates in which no episode ended (NaN for every seed) draws without
+    numpy's empty-slice warnings; a bad run directory is one clear error."""
+    from marl.plot import plot_runs
+
+    rows = [[None, None], [1.0, 2.0], [2.0, None]]
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps({"update": u + 1, "env_steps": 32 * (u + 1), "return/seeds": r}) + "\n"
+            for u, r in enumerate(rows)
+        )
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_runs([tmp_path], tmp_path / "curve.png").stat().st_size > 0
+    with pytest.raises(FileNotFoundError, match="no metrics.jsonl in"):
+        plot_runs([tmp_path / "missing"], tmp_path / "x.png")

@@ -113,16 +113,25 @@ def test_bad_config_keys_and_types(override, message):
     assert re.search(message, f"{err.value}\n{err.value.__cause__}")
 
 
-def test_cli_prints_the_config_error():
+@pytest.mark.parametrize("override", ["algo.lrr=0.1", "+algo.lrr=0.1"])
+def test_cli_prints_the_config_error(override, tmp_path):
+    """Hydra's own error, and ours for the key Hydra's hint adds: no traceback, nothing written."""
     result = subprocess.run(
-        [sys.executable, "scripts/train.py", "algo.lrr=0.1"],
-        cwd=ROOT,
+        [sys.executable, str(ROOT / "scripts" / "train.py"), override],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert result.returncode != 0
-    assert "Key 'lrr' not in 'AlgoConfig'" in result.stderr + result.stdout
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "Key 'lrr' not in 'AlgoConfig'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_run_directory_names_the_environment_and_policy():
+    assert re.fullmatch(
+        r"runs/\d{8}-\d{6}-mpe-tag-ippo", compose_config(["env=tag", "policy=ippo"]).run_dir
+    )
 
 
 @pytest.mark.parametrize(
