@@ -472,7 +472,7 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     try:
         while done < total:
             if stop_after_chunks is not None and chunks >= stop_after_chunks:
-                logger.console(f"stopped after {chunks} chunk(s); resume with resume={run_dir}")
+                logger.console(f"stopped after {chunks} chunk(s); {_resume_command(run_dir)}")
                 break
             n = min(size, total - done)
             t0 = time.perf_counter()
@@ -496,13 +496,17 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     except KeyboardInterrupt:
         logger.console(
             f"interrupted at update {done}: the chunk in progress is abandoned; "
-            f"{_last_checkpoint(ckpt)}; resume with: python scripts/train.py resume={run_dir}"
+            f"{_last_checkpoint(ckpt)}; {_resume_command(run_dir)}"
         )
         raise
     finally:
         ckpt.close()
         logger.close(write_summary=finished)
     return run_dir
+
+
+def _resume_command(run_dir: Path) -> str:
+    return f"resume with: python scripts/train.py resume={run_dir}"
 
 
 def _last_checkpoint(ckpt: checkpoint.Checkpointer) -> str:
