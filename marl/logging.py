@@ -54,7 +54,7 @@ class Logger:
         self.metrics_file = (run_dir / "metrics.jsonl").open("a")
         self.last: dict[str, Any] = {}
         self.last_eval: dict[str, Any] | None = None
-        self.console_out = Console()
+        self.console_out = Console(soft_wrap=True)  # paths and commands stay on one line
         self.wandb = None
         mode = wandb_mode(cfg.logger.wandb.mode)
         if mode != "disabled":

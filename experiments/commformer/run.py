@@ -132,7 +132,8 @@ def report() -> None:
             "",
         ]
         plot_methods(runs, HERE / f"curves_{task}.png", task, ylabel="training return per agent")
-        if "CommFormer" in runs:
+        # From the final checkpoint (git-ignored: a fresh clone keeps the committed figure).
+        if "CommFormer" in runs and (runs["CommFormer"][0] / "checkpoints").is_dir():
             plot_adjacency(runs["CommFormer"][0], HERE / f"adjacency_{task}.png", task)
     (HERE / "results.json").write_text(json.dumps(results, indent=2))
     (HERE / "results.md").write_text("\n".join(lines))
