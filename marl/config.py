@@ -252,9 +252,9 @@ DOMAINS = {  # the values with a domain; ``None`` passes (a default chosen elsew
 
 def check_domains(cfg: Config) -> None:
     """Every value of ``DOMAINS`` inside its domain, or one error naming each one outside."""
-    bad = []
+    bad, tree = [], OmegaConf.structured(cfg)
     for key, (domain, ok) in DOMAINS.items():
-        value = OmegaConf.select(OmegaConf.structured(cfg), key)
+        value = OmegaConf.select(tree, key)
         if value is not None and not ok(value):
             bad.append(f"{key}={value} (must be {domain})")
     if bad:
