@@ -10,7 +10,7 @@ list what exists.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -220,6 +220,15 @@ AT_LEAST_ONE = (">= 1", lambda v: v >= 1)
 POSITIVE = ("> 0", lambda v: v > 0)
 NON_NEGATIVE = (">= 0", lambda v: v >= 0)
 FRACTION = ("in [0, 1]", lambda v: 0 <= v <= 1)
+
+
+def domain(rule: tuple) -> dict:
+    """``field(metadata=domain(AT_LEAST_ONE))``: a policy's or channel's option with a domain."""
+    return {"domain": rule}
+
+
+WIDTHS = domain(AT_LEAST_ONE)  # layer sizes, heads, blocks
+
 DOMAINS = {  # the values with a domain; ``None`` passes (a default chosen elsewhere)
     "num_seeds": AT_LEAST_ONE,
     "checkpoint_every_chunks": AT_LEAST_ONE,
@@ -251,11 +260,21 @@ DOMAINS = {  # the values with a domain; ``None`` passes (a default chosen elsew
 
 
 def check_domains(cfg: Config) -> None:
-    """Every value of ``DOMAINS`` inside its domain, or one error naming each one outside."""
+    """Every value of ``DOMAINS``, and every policy and channel option declared with a
+    ``domain`` (``field(metadata=domain(...))``; lists: each element), inside its domain, or
+    one error naming each one outside."""
     bad, tree = [], OmegaConf.structured(cfg)
-    for key, (domain, ok) in DOMAINS.items():
-        value = OmegaConf.select(tree, key)
-        if value is not None and not ok(value):
+    checks = [(key, rule, OmegaConf.select(tree, key)) for key, rule in DOMAINS.items()]
+    for group in ("policy", "comm"):
+        options = getattr(cfg, group)
+        checks += [
+            (f"{group}.{f.name}", f.metadata["domain"], getattr(options, f.name))
+            for f in fields(options)
+            if "domain" in f.metadata
+        ]
+    for key, (domain, ok), value in checks:
+        values = value if isinstance(value, list) else [value]
+        if value is not None and not all(ok(v) for v in values):
             bad.append(f"{key}={value} (must be {domain})")
     if bad:
         raise ValueError(f"out of range: {', '.join(bad)}")

@@ -138,6 +138,7 @@ def test_resume_extends_a_run_and_refuses_other_overrides(tiny, capsys):
         ("algo.gamma=1.5", r"algo.gamma=1.5 \(must be in \[0, 1\]\)"),
         ("eval.episodes=0", r"eval.episodes=0 \(must be >= 1\)"),
         ("algo.lr=-1", r"algo.lr=-1.0 \(must be > 0\)"),
+        ("policy.actor_hidden=[64,0]", r"policy.actor_hidden=\[64, 0\] \(must be >= 1\)"),
     ],
 )
 def test_values_out_of_range_are_refused(override, message):

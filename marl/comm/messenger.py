@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from marl.config import Activation, CommConfig
+from marl.config import NON_NEGATIVE, WIDTHS, Activation, CommConfig, domain
 from marl.networks import MLP, dense, rows
 
 
@@ -50,8 +50,10 @@ class MessengerMode(StrEnum):
 class MessengerConfig(CommConfig):
     name: str = "messenger"
     mode: MessengerMode = MessengerMode.learned
-    meslen: int = 1  # message size per agent; 0: no message, no messenger (independent learners)
-    hidden: list[int] = field(default_factory=lambda: [64, 64])  # the shared encoder
+    meslen: int = field(
+        default=1, metadata=domain(NON_NEGATIVE)
+    )  # message size per agent; 0: no message, no messenger (independent learners)
+    hidden: list[int] = field(default_factory=lambda: [64, 64], metadata=WIDTHS)  # encoder
     activation: Activation = Activation.relu
     dru_sigma: float = 2.0  # dru: std of the training noise
     message_std: float = 0.5  # rl: the Gaussian's std (its initial value if learn_std)

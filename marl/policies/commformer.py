@@ -23,7 +23,7 @@ included), on the bi-level schedule of ``Graph.group_defaults``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import flax.linen as nn
 import jax
@@ -33,7 +33,7 @@ import numpy as np
 from envs.core import AgentSpaces
 from marl.comm import NoChannel
 from marl.comm.graph import Graph, GraphConfig, GraphMode, topk_mask
-from marl.config import PolicyConfig
+from marl.config import WIDTHS, PolicyConfig
 from marl.policies.base import Acted, ActionDist, ActorCritic, Context, Evaluated
 
 NEG = -1e9  # attention score of a pair that is not connected
@@ -42,9 +42,9 @@ NEG = -1e9  # attention score of a pair that is not connected
 @dataclass
 class CommFormerConfig(PolicyConfig):
     name: str = "commformer"
-    n_embd: int = 64
-    n_head: int = 1
-    n_block: int = 1
+    n_embd: int = field(default=64, metadata=WIDTHS)
+    n_head: int = field(default=1, metadata=WIDTHS)
+    n_block: int = field(default=1, metadata=WIDTHS)
     dropout: float = 0.0  # encoder dropout (the reference: 0.1)
     log_std_init: float = 0.0  # continuous actions: state-independent log-std
 

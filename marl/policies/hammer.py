@@ -28,7 +28,7 @@ import numpy as np
 from envs.core import AgentSpaces
 from marl.comm import NoChannel
 from marl.comm.messenger import Messenger, MessengerMode
-from marl.config import Activation, PolicyConfig
+from marl.config import WIDTHS, Activation, PolicyConfig
 from marl.policies.base import (
     Acted,
     ActionDist,
@@ -45,8 +45,8 @@ from marl.policies.mlp import PerAgent
 @dataclass
 class HammerConfig(PolicyConfig):
     name: str = "hammer"
-    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    critic_hidden: list[int] = field(default_factory=lambda: [64, 32])
+    actor_hidden: list[int] = field(default_factory=lambda: [64, 64], metadata=WIDTHS)
+    critic_hidden: list[int] = field(default_factory=lambda: [64, 32], metadata=WIDTHS)
     activation: Activation = Activation.relu
     share_parameters: bool = False  # the reference gives every local agent its own networks
     agent_id: bool = False  # append a one-hot agent id (useful with shared parameters)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from envs.core import AgentSpaces
-from marl.config import Activation, PolicyConfig
+from marl.config import WIDTHS, Activation, PolicyConfig
 from marl.networks import Torso
 from marl.policies.base import (
     Acted,
@@ -34,13 +34,13 @@ from marl.policies.base import (
 @dataclass
 class MLPConfig(PolicyConfig):
     name: str = "mappo"  # ippo: critic on the own observation; otherwise on the global state
-    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    critic_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    actor_hidden: list[int] = field(default_factory=lambda: [64, 64], metadata=WIDTHS)
+    critic_hidden: list[int] = field(default_factory=lambda: [64, 64], metadata=WIDTHS)
     activation: Activation = Activation.tanh
     share_parameters: bool = True  # one network for all agents
     agent_id: bool = True  # append a one-hot agent id to every agent's input
     recurrent: bool = False  # GRU after the MLP torso
-    gru_size: int = 64
+    gru_size: int = field(default=64, metadata=WIDTHS)
     log_std_init: float = 0.0  # continuous actions: state-independent log-std
 
 
