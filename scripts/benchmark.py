@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py envs                      # our mpe/spread vs JaxMARL vs mpe2
     python scripts/benchmark.py envs --batch 1 1024 --json out.json
+    python scripts/benchmark.py pettingzoo                # our ParallelEnv.step vs mpe2's
     python scripts/benchmark.py cable                     # cable_load/hover env and MAPPO training
     python scripts/benchmark.py hammer [--multiwalker]    # HAMMER v2 and IL vs the reference code
     python scripts/benchmark.py commformer [--n 3 5 8 16] # CommFormer vs MAPPO and the reference
@@ -30,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from envs.wrappers import AutoReset, VecEnv
+from envs.wrappers import AutoReset, VecEnv, to_pettingzoo
 
 # Steps per timed scan, by batch size: about a second of work on a 2-core CPU.
 SCAN_STEPS = {1: 20_000, 64: 2_000, 1024: 300, 8192: 60}
@@ -112,11 +113,8 @@ def jaxmarl_spread(num_envs: int, steps: int, repeats: int) -> float:
     return jax_rollout_rate(reset, step, sample, num_envs, steps, repeats)
 
 
-def mpe2_spread(steps: int = 5_000) -> float:
-    """One PettingZoo mpe2 env stepped in Python (pre-drawn actions, resets included)."""
-    from mpe2 import simple_spread_v3
-
-    env = simple_spread_v3.parallel_env()
+def parallel_env_rate(env, steps: int = 5_000) -> float:
+    """One PettingZoo ParallelEnv stepped in Python (pre-drawn actions, resets included)."""
     env.reset(seed=0)
     acts = np.random.default_rng(0).integers(0, 5, (steps, env.num_agents))
     start = time.perf_counter()
@@ -125,6 +123,12 @@ def mpe2_spread(steps: int = 5_000) -> float:
             env.reset()
         env.step({a: int(acts[t, i]) for i, a in enumerate(env.agents)})
     return steps / (time.perf_counter() - start)
+
+
+def mpe2_spread(steps: int = 5_000) -> float:
+    from mpe2 import simple_spread_v3
+
+    return parallel_env_rate(simple_spread_v3.parallel_env(), steps)
 
 
 def optional(fn: Callable[..., float], *args) -> float | None:
@@ -152,6 +156,27 @@ def bench_envs(args: argparse.Namespace) -> dict:
         ratio = f"{one / pz:.0f}x ours at 1 env" if one else ""
         print(f"  PettingZoo mpe2, one env, Python loop: {pz:,.0f} env-steps/s  {ratio}")
     return {"task": "mpe/spread (N=3, discrete, random actions)", "rows": rows, "mpe2_one_env": pz}
+
+
+def bench_pettingzoo(args: argparse.Namespace) -> dict:
+    """Our PettingZoo view of mpe/spread vs mpe2's, one env each, interleaved repeats."""
+    from mpe2 import simple_spread_v3
+
+    systems = {
+        "ours": to_pettingzoo(envs.make("mpe/spread")),
+        "mpe2": simple_spread_v3.parallel_env(),
+    }
+    parallel_env_rate(systems["ours"], 100)  # compile
+    best = dict.fromkeys(systems, 0.0)
+    for _ in range(args.repeats):
+        for name, env in systems.items():
+            best[name] = max(best[name], parallel_env_rate(env, args.steps))
+    ratio = best["ours"] / best["mpe2"]
+    print(
+        f"  ParallelEnv.step, mpe/spread (N=3, random discrete actions, resets included): "
+        f"ours {best['ours']:,.0f}   mpe2 {best['mpe2']:,.0f}   ratio {ratio:.2f}x"
+    )
+    return {"task": "mpe/spread ParallelEnv.step, one env", **best, "ratio": ratio}
 
 
 # JaxMARL's baselines/IPPO/config/ippo_ff_mpe.yaml
@@ -496,6 +521,10 @@ def main() -> None:
     p.add_argument("--no-jaxmarl", action="store_true")
     p.add_argument("--no-mpe2", action="store_true")
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("pettingzoo", help="our PettingZoo view's step vs mpe2, one env")
+    p.add_argument("--steps", type=int, default=5_000)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", help="also write the results here")
     p = sub.add_parser("train", help="IPPO/MAPPO training env-steps/s vs JaxMARL's IPPO-FF")
     p.add_argument("--jaxmarl", help="path of a JaxMARL checkout (for baselines/IPPO)")
     p.add_argument("--total-timesteps", type=int, default=1_000_000)
@@ -544,6 +573,7 @@ def main() -> None:
     )
     bench = {
         "envs": bench_envs,
+        "pettingzoo": bench_pettingzoo,
         "train": bench_train,
         "hammer": bench_hammer,
         "commformer": bench_commformer,
