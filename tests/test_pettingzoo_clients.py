@@ -98,7 +98,7 @@ def test_the_view_steps_like_the_jax_environment():
         obs, rewards, _, _, infos = view.step({n: a[env.agent_index(n)] for n in view.agents})
         for agent, r in rewards.items():
             np.testing.assert_allclose(r, ts.reward[env.agent_index(agent)], rtol=1e-5)
-        assert view.agents == [n for n, on in zip(view.possible_agents, ts.active) if on]
+        assert view.agents == [n for n in view.possible_agents if ts.active[env.agent_index(n)]]
         info = infos[view.possible_agents[0]]
         for k, v in ts.info.items():
             if np.issubdtype(v.dtype, np.floating):
@@ -144,9 +144,12 @@ def start_method(name: str):
 def test_forked_workers_fail_clearly_and_spawned_ones_work():
     view = to_pettingzoo(envs.make("mpe/spread"))
     view.reset()  # JAX has started in this process
-    with start_method("fork"), pytest.warns(RuntimeWarning, match="os.fork"):  # JAX's warning
-        with pytest.raises(RuntimeError, match="forked from one in which JAX had started.*spawn"):
-            vector(view, copies=2, num_cpus=2)
+    with (
+        start_method("fork"),
+        pytest.warns(RuntimeWarning, match="os.fork"),  # JAX's own warning
+        pytest.raises(RuntimeError, match="forked from one in which JAX had started.*spawn"),
+    ):
+        vector(view, copies=2, num_cpus=2)
 
     with start_method("spawn"):
         venv = vector(view, copies=2, num_cpus=2)
