@@ -106,6 +106,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     results["checkpoint"] = update
     results["env_options"] = cfg.env.options
     out = run_dir / "eval" / f"{tag}.json"
+    out.parent.mkdir(exist_ok=True)  # a run trained without evaluations has none
     out.write_text(json.dumps(results, indent=2))
     print(
         f"{cfg.env.name}, {cfg.policy.name}, checkpoint {update}: {cfg.num_seeds} seed(s) x {args.episodes} episodes per mode"

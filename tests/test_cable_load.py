@@ -223,8 +223,31 @@ def test_reward_terms_at_the_goal():
     assert float(terms["orientation"]) == pytest.approx(1.0, abs=1e-3)
     assert float(terms["smoothness"]) == 1.0 and float(terms["body_rates"]) == 1.0
     assert 0 < float(terms["effort"]) < 1 and 0 < float(terms["downwash"]) < 1
-    assert float(env.metrics(at_goal)["success"]) == 1.0
+    assert float(env.metrics(at_goal, jnp.array(False))["success"]) == 1.0
     assert float(env.reward(at_goal, jnp.zeros((3, 5)))[0]) < 0.01 * 5.0
+
+
+def test_a_terminated_episode_is_no_success():
+    """An episode ended by a termination while the load sits on its goal is a failure."""
+    for limit, ends in ((0.2, False), (50.0, True)):  # MAVs "too close" under a 50 m limit
+        env = CableLoadHover(min_drone_distance=limit)
+        state, _ = env.reset(jax.random.PRNGKey(0))
+        b = state.bodies
+        at_goal = state.replace(goal_pos=b.pos[0], goal_quat=b.quat[0])
+        _, ts = env.step(jax.random.PRNGKey(1), at_goal, jnp.zeros((3, 5)))
+        assert bool(ts.terminated) == ends
+        assert float(ts.info["position_error"]) < 0.1
+        assert float(ts.info["orientation_error_deg"]) < 10
+        assert float(ts.info["success"]) == (not ends)
+
+
+def test_tilt_straight_down_is_half_a_turn():
+    """A commanded acceleration below -g asks for thrust straight down: no NaN."""
+    down = rigid.quat_tilt(jnp.array([0.0, 0.0, -1.0]))
+    np.testing.assert_allclose(rigid.rotate_e3(down), [0.0, 0.0, -1.0], atol=1e-6)
+    for z in ([0.0, 0.0, 1.0], [0.6, 0.0, 0.8], [0.0, 1e-4, -1.0]):
+        z = jnp.asarray(z) / jnp.linalg.norm(jnp.asarray(z))
+        np.testing.assert_allclose(rigid.rotate_e3(rigid.quat_tilt(z)), z, atol=1e-3)
 
 
 def test_termination_is_not_truncation():

@@ -179,8 +179,11 @@ def test_the_update_compiles_once_per_run(tiny, caplog):
     assert sum("Compiling jit(run_chunk)" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_evaluate_names_the_saved_checkpoints_and_has_help(tiny, capsys):
+def test_evaluate_names_the_saved_checkpoints_writes_eval_and_has_help(tiny, capsys):
     run = train(tiny("saved"))
+    shutil.rmtree(run / "eval")  # as after a run trained with evaluations off: written anew
+    evaluate_main([f"run={run}", "episodes=2", "gif_episodes=0"])
+    assert json.loads((run / "eval" / "evaluate_4.json").read_text())["checkpoint"] == 4
     with pytest.raises(SystemExit, match=r"error: no checkpoint 99 in .*\(saved: 2, 4\)"):
         evaluate_main([f"run={run}", "checkpoint=99"])
     shutil.rmtree(run / "checkpoints")

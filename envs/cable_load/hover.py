@@ -427,14 +427,16 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
     def terminal(self, state: CableState) -> Array:
         return jnp.any(jnp.stack(list(self.terminations(state).values())))
 
-    def metrics(self, state: CableState) -> dict[str, Array]:
+    def metrics(self, state: CableState, terminated: Array) -> dict[str, Array]:
+        """Pose errors, and success: within 0.1 m and 10 degrees of the goal and not
+        terminated (an episode is a success if it reaches its end, 20 s, that way)."""
         pos_err, _, angle = self._pose_error(state)
         pos_err = jnp.linalg.norm(pos_err)
         angle = jnp.degrees(angle)
         return {
             "position_error": pos_err,
             "orientation_error_deg": angle,
-            "success": ((pos_err < 0.1) & (angle < 10.0)).astype(jnp.float32),
+            "success": ((pos_err < 0.1) & (angle < 10.0) & ~terminated).astype(jnp.float32),
         }
 
     def _timestep(self, state: CableState, reward: Array, terminated: Array) -> TimeStep:
@@ -447,7 +449,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             truncated=(state.step >= self.max_steps) & ~terminated,
             active=state.attached,
             action_mask=jnp.ones((n, 5), bool),
-            info=self.metrics(state),
+            info=self.metrics(state, terminated),
         )
 
     # --- rendering --------------------------------------------------------------------------

@@ -82,9 +82,11 @@ def quat_from_euler(roll: Array, pitch: Array, yaw: Array) -> Array:
 
 
 def quat_tilt(z: Array) -> Array:
-    """The shortest rotation taking ``e3`` to the unit vector ``z [..., 3]`` (no yaw)."""
+    """The shortest rotation taking ``e3`` to the unit vector ``z [..., 3]`` (no yaw); for
+    ``z = -e3``, where every horizontal axis is shortest, half a turn about x."""
     w = 1.0 + z[..., 2:]
     q = jnp.concatenate([w, -z[..., 1:2], z[..., 0:1], jnp.zeros_like(w)], -1)
+    q = jnp.where(w > 1e-6, q, jnp.array([0.0, 1.0, 0.0, 0.0], q.dtype))
     return q / jnp.linalg.norm(q, axis=-1, keepdims=True)
 
 
