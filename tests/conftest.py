@@ -1,7 +1,15 @@
-"""Shared fixtures: tiny training configs composed through Hydra, as a user's would be."""
+"""Shared fixtures: tiny training configs composed through Hydra, as a user's would be.
+
+Tests share JAX's persistent compilation cache (in the system's temporary folder, at most
+2 GB): many of them compile the same small programs, and a fresh machine pays each once.
+"""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+import jax
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -20,6 +28,14 @@ TINY = [
     "eval.episodes=4",
     "eval.gif_episodes=0",  # GIFs are tested with the evaluation script
 ]
+
+
+jax.config.update(
+    "jax_compilation_cache_dir", str(Path(tempfile.gettempdir()) / "commarl-tests-jax")
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+jax.config.update("jax_compilation_cache_max_size", 2 * 1024**3)
 
 
 def compose_config(overrides: list[str]) -> Config:
