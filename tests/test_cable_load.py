@@ -301,10 +301,75 @@ def test_failure_disturbance_and_mass_options():
     assert len(set(np.asarray(states.inertia.inv_mass[:, 0]).tolist())) == 8
 
 
+def test_drawn_failures_happen_at_the_drawn_step():
+    """Failure-aware training: a MAV fails in about fail_prob of the episodes, at the step
+    drawn at reset (uniform over the episode), and not before."""
+    env = CableLoadHover(num_agents=4, max_steps=40, fail_prob=0.5)
+    states, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 400))
+    drawn = np.asarray(states.fail_step)
+    assert 0.4 < np.mean(drawn >= 0) < 0.6 and drawn.min() == -1 and drawn.max() < 40
+    assert len(set(drawn[drawn >= 0].tolist())) > 30  # spread over the episode
+    step = jax.jit(jax.vmap(env.step))
+    agents = np.asarray(states.fail_agent)
+    zeros = jnp.zeros((400, 4, 5))
+    for t in range(40):
+        states, ts = step(jax.random.split(jax.random.PRNGKey(t), 400), states, zeros)
+        failed = (drawn >= 0) & (drawn <= t)
+        expected = np.ones((400, 4), bool)
+        expected[failed, agents[failed]] = False
+        alive = ~np.asarray(ts.terminated)  # a crash ends an episode first: compare the rest
+        np.testing.assert_array_equal(np.asarray(ts.active)[alive], expected[alive])
+
+
+def test_a_dead_weight_mav_spins_down_and_hangs_from_its_cable():
+    env = CableLoadHover(num_agents=4, fail_step=2, fail_mode="dead_weight")
+    state, _ = env.reset(jax.random.PRNGKey(3))
+    lost, step = int(state.fail_agent), jax.jit(env.step)
+    speeds = []
+    for i in range(30):
+        state, ts = step(jax.random.PRNGKey(i), state, jnp.zeros((4, 5)))
+        speeds.append(float(state.rotor_speed[lost].mean()))
+    assert not bool(ts.active[lost]) and bool(state.attached[lost])
+    # It stays on its cable (a rod here: it carries force, and its length holds).
+    _, _, d = env.cables.geometry(state.bodies)
+    assert float(np.linalg.norm(d[lost])) == pytest.approx(1.0, abs=1e-2)
+    assert abs(float(state.tension[lost])) > 0.1
+    # The rotors decay with the motor lag (tau = 0.033 s): not at once, and not held up.
+    assert speeds[2] > 0.5 * speeds[0] and speeds[-1] < 0.05 * speeds[0]
+    released = CableLoadHover(num_agents=4, fail_step=2)
+    state, _ = released.reset(jax.random.PRNGKey(3))
+    for i in range(4):
+        state, _ = released.step(jax.random.PRNGKey(i), state, jnp.zeros((4, 5)))
+    assert not bool(state.attached[lost]) and float(state.tension[lost]) == 0.0
+    assert not np.asarray(state.rotor_speed[lost]).any()
+
+
+def test_a_drawn_push_has_the_drawn_size():
+    env = CableLoadHover(disturbance_range=(0.05, 0.2), load_mass_range=(1.0, 1.8))
+    states, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 200))
+    mass = 1.0 / np.asarray(states.inertia.inv_mass[:, 0]) - 3 * 0.0236 / 2
+    push = np.asarray(states.disturbance)
+    size = np.linalg.norm(push, axis=-1) / (mass * GRAVITY)
+    assert (push[:, 2] == 0).all() and size.min() >= 0.05 and size.max() <= 0.2 + 1e-6
+    assert size.max() - size.min() > 0.1  # drawn, not fixed
+    # The drawn force acts on the load: with the MAVs holding still, it drifts along it.
+    state = jax.tree.map(lambda x: x[0], states)
+    step = jax.jit(env.step)
+    start = state.bodies.pos[0]
+    for i in range(50):
+        state, _ = step(jax.random.PRNGKey(i), state, jnp.zeros((3, 5)))
+    drift = np.asarray(state.bodies.pos[0] - start)[:2]
+    assert np.dot(drift, push[0, :2]) > 0
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"num_agents": 2}, "num_agents"),
+        ({"disturbance_range": (0.2, 0.1)}, "disturbance_range"),
+        ({"fail_prob": 1.5}, "fail_prob"),
+        ({"fail_step": 5, "fail_prob": 0.5}, "not both"),
+        ({"fail_mode": "explode"}, "fail_mode"),
         ({"load_mass_range": (2.0, 1.0)}, "load_mass_range"),
         ({"max_acc": 0.0}, "max_acc"),
     ],

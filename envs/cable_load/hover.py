@@ -44,6 +44,7 @@ LOAD_MASS = 1.4
 LOAD_INERTIA = np.array([0.02625, 0.037917, 0.058917])
 LOAD_COM = np.array([0.0, 0.0, 0.06])  # in the box frame, from the box's bottom centre
 ROD_MASS = 0.0236
+FAIL_MODES = ("released", "dead_weight")
 DRONE_ANCHOR = np.array([0.0, 0.0, -0.03])
 REWARD_WEIGHTS = {
     "position": 1.5,
@@ -106,8 +107,10 @@ class CableState:
     goal_pos: Array  # [3]
     goal_quat: Array  # [4]
     disturbance: Array  # [3] constant world force on the load (N)
-    fail_agent: Array  # [] int32 agent that loses thrust at ``fail_step``
-    attached: Array  # [N] bool, cable still attached (agent in play)
+    fail_step: Array  # [] int32 policy step at which ``fail_agent`` fails (-1: never)
+    fail_agent: Array  # [] int32
+    flying: Array  # [N] bool, rotors running (the agent is in play)
+    attached: Array  # [N] bool, cable attached (a released MAV's is not)
     step: Array  # [] int32
 
 
@@ -128,7 +131,10 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         load_mass: float = LOAD_MASS,
         load_mass_range: Sequence[float] | None = None,
         disturbance: float = 0.0,
+        disturbance_range: Sequence[float] | None = None,
         fail_step: int = -1,
+        fail_prob: float = 0.0,
+        fail_mode: str = "released",
         max_acc: float = 10.0,
         max_rate: float = 4.0,
         action_scale: float = 1.0,
@@ -140,8 +146,13 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         - ``load_mass_range``: ``(low, high)`` kg, drawn per episode instead of ``load_mass``
           (the inertia scales with the mass);
         - ``disturbance``: a constant horizontal force on the load, as a fraction of its weight,
-          in a random direction per episode;
-        - ``fail_step``: policy step at which a random MAV loses thrust (-1: never);
+          in a random direction per episode; ``disturbance_range``: ``(low, high)``, its size
+          drawn per episode instead (push-aware training);
+        - ``fail_step``: policy step at which a random MAV fails (-1: never); ``fail_prob``:
+          instead, the probability per episode that a random MAV fails at a uniformly drawn
+          step of the episode (failure-aware training); ``fail_mode``: ``released`` (its
+          rotors stop and its cable is released: it drops out) or ``dead_weight`` (its rotors
+          spin down with the motor lag and it hangs from its cable);
         - ``max_acc`` (m/s^2), ``max_rate`` (rad/s): the action box; ``action_scale``
           multiplies the policy's actions (the action space is the box divided by it);
         - ``goal_tilt``: goal roll and pitch are drawn from ``[-goal_tilt, goal_tilt]``.
@@ -156,6 +167,18 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
                 raise ValueError(f"load_mass_range must be 0 < low <= high, got {load_mass_range}")
         if load_mass <= 0 or action_scale <= 0 or max_acc <= 0 or max_rate <= 0:
             raise ValueError("load_mass, action_scale, max_acc and max_rate must be > 0")
+        if disturbance_range is not None:
+            low, high = disturbance_range
+            if not 0 <= low <= high:
+                raise ValueError(
+                    f"disturbance_range must be 0 <= low <= high, got {disturbance_range}"
+                )
+        if not 0.0 <= fail_prob <= 1.0:
+            raise ValueError(f"fail_prob must be in [0, 1], got {fail_prob}")
+        if fail_step >= 0 and fail_prob > 0:
+            raise ValueError("give fail_step (a fixed step) or fail_prob (random), not both")
+        if fail_mode not in FAIL_MODES:
+            raise ValueError(f"fail_mode must be one of {FAIL_MODES}, got {fail_mode!r}")
         n = num_agents
         self.agents = tuple(f"mav_{i}" for i in range(n))
         self.max_steps = max_steps
@@ -163,7 +186,10 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         self.load_mass = load_mass
         self.load_mass_range = None if load_mass_range is None else tuple(load_mass_range)
         self.disturbance = disturbance
+        self.disturbance_range = None if disturbance_range is None else tuple(disturbance_range)
         self.fail_step = fail_step
+        self.fail_prob = fail_prob
+        self.fail_mode = fail_mode
         self.goal_tilt = goal_tilt
         self.min_drone_distance = min_drone_distance
         self.action_scale = action_scale
@@ -225,7 +251,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
 
     def reset(self, key: Array) -> tuple[CableState, TimeStep]:
         n = self.num_agents
-        keys = jax.random.split(key, 7)
+        keys = jax.random.split(key, 8)
         low, high = np.array([-1.0, -1.0, 0.5]), np.array([1.0, 1.0, 1.5])
         load_pos = jax.random.uniform(keys[0], (3,), minval=low, maxval=high)
         load_yaw = jax.random.uniform(keys[1], (), minval=-np.pi, maxval=np.pi)
@@ -241,9 +267,20 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
                 keys[5], (), minval=self.load_mass_range[0], maxval=self.load_mass_range[1]
             )
         inertia = self.mass_properties(load_mass)
-        k_dir, k_fail = jax.random.split(keys[6])
+        k_dir, k_size, k_agent, k_fails, k_when = jax.random.split(keys[6], 5)
         heading = jax.random.uniform(k_dir, (), minval=-np.pi, maxval=np.pi)
-        push = self.disturbance * load_mass * GRAVITY
+        if self.disturbance_range is None:
+            size = jnp.asarray(self.disturbance, jnp.float32)
+        else:
+            size = jax.random.uniform(
+                k_size, (), minval=self.disturbance_range[0], maxval=self.disturbance_range[1]
+            )
+        push = size * load_mass * GRAVITY
+        if self.fail_prob > 0:
+            when = jax.random.randint(k_when, (), 0, self.max_steps)
+            fail_step = jnp.where(jax.random.uniform(k_fails) < self.fail_prob, when, -1)
+        else:
+            fail_step = jnp.asarray(self.fail_step, jnp.int32)
         bodies, speeds = self.equilibrium(load_pos, load_yaw, inertia)
         thrusts = self.quad.thrusts(speeds)
         state = CableState(
@@ -259,7 +296,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             goal_pos=goal_pos,
             goal_quat=rigid.quat_from_euler(roll, pitch, yaw),
             disturbance=push * jnp.stack([jnp.cos(heading), jnp.sin(heading), 0.0]),
-            fail_agent=jax.random.randint(k_fail, (), 0, n),
+            fail_step=fail_step.astype(jnp.int32),
+            fail_agent=jax.random.randint(k_agent, (), 0, n),
+            flying=jnp.ones(n, bool),
             attached=jnp.ones(n, bool),
             step=jnp.array(0, jnp.int32),
         )
@@ -272,7 +311,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
     def physics(self, state: CableState, action: Array) -> CableState:
         """``substeps`` physics steps under one action ``[N, 5]`` (physical units)."""
         quad = self.quad
-        running = state.attached[:, None]
+        running = state.flying[:, None]
         b, speed, thrusts, acc, alpha = (
             state.bodies,
             state.rotor_speed,
@@ -284,7 +323,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             command = quad.indi(
                 b.quat[1:], b.omega[1:], acc, alpha, thrusts, action[:, :3], action[:, 3:]
             )
-            speed = jnp.where(running, quad.motor(speed, command, self.physics_dt), 0.0)
+            speed = quad.motor(speed, jnp.where(running, command, 0.0), self.physics_dt)
+            if self.fail_mode == "released":  # its rotors stop at once
+                speed = jnp.where(running, speed, 0.0)
             thrusts = quad.thrusts(speed)
             collective, torque = quad.wrench(thrusts)
             force = jnp.concatenate(
@@ -305,8 +346,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
 
     def step(self, key: Array, state: CableState, actions: Array) -> tuple[CableState, TimeStep]:
         action = self.clip_action(actions)
-        failing = (state.step == self.fail_step) & (jnp.arange(self.num_agents) == state.fail_agent)
-        state = state.replace(attached=state.attached & ~failing)
+        failing = (state.step == state.fail_step) & (jnp.arange(self.num_agents) == state.fail_agent)
+        released = failing if self.fail_mode == "released" else jnp.zeros_like(failing)
+        state = state.replace(flying=state.flying & ~failing, attached=state.attached & ~released)
         prev_action = state.action
         state = self.physics(state, action)
         state = state.replace(action=action, step=state.step + 1)
@@ -346,7 +388,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             ],
             -1,
         )
-        return jnp.where(state.attached[:, None], obs, 0.0)
+        return jnp.where(state.flying[:, None], obs, 0.0)
 
     def global_state(self, state: CableState) -> Array:
         b = state.bodies
@@ -375,12 +417,12 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
 
     def reward_terms(self, state: CableState, action_change: Array) -> dict[str, Array]:
         n = self.num_agents
-        live = state.attached[:, None]
+        live = state.flying[:, None]
         pos_err, _, angle = self._pose_error(state)
         rates = jnp.where(live, state.action[:, 3:], 0.0)
         change = jnp.where(live, jnp.abs(action_change), 0.0) / n
         thrust = jnp.where(live, state.thrusts, 0.0)
-        downwash = jnp.where(state.attached, self.downwash_distance(state), jnp.inf)
+        downwash = jnp.where(state.flying, self.downwash_distance(state), jnp.inf)
         return {
             "position": jnp.exp(-1.5 * jnp.linalg.norm(pos_err)),
             "orientation": jnp.exp(-1.5 * angle),
@@ -398,8 +440,10 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         return jnp.full(self.num_agents, total, jnp.float32)
 
     def terminations(self, state: CableState) -> dict[str, Array]:
-        """Each termination condition, ``[]`` bool."""
-        b, live = state.bodies, state.attached
+        """Each termination condition, ``[]`` bool. The cable angles and the bounds concern
+        flying MAVs; the ground, the cables' and the MAVs' distances every attached one (a
+        failed MAV hanging as dead weight can still crash the team)."""
+        b, flying, attached = state.bodies, state.flying, state.attached
         on_load, on_drone, d = self.cables.geometry(b)
         n = d / jnp.linalg.norm(d, axis=-1, keepdims=True)  # drone -> load
         drone_z = rotate_e3(b.quat[1:])
@@ -408,19 +452,19 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         s = jnp.linspace(0.0, 1.0, 8)[:, None]
         points = on_load[:, None] + s * (on_drone - on_load)[:, None]  # [N, 8, 3]
         gap = jnp.linalg.norm(points[:, None, :, None] - points[None, :, None, :], axis=-1)
-        pair = live[:, None] & live[None, :] & ~np.eye(self.num_agents, dtype=bool)
+        pair = attached[:, None] & attached[None, :] & ~np.eye(self.num_agents, dtype=bool)
         cable_gap = jnp.where(pair, gap.min((-1, -2)), jnp.inf).min()
         drone_gap = jnp.linalg.norm(b.pos[1:, None] - b.pos[None, 1:], axis=-1)
         drone_gap = jnp.where(pair, drone_gap, jnp.inf).min()
         return {
-            "ground": (b.pos[0, 2] < 0.1) | jnp.any(live & (b.pos[1:, 2] < 0.1)),
-            "drone_cable_angle": jnp.any(live & (jnp.sum(n * drone_z, -1) > 0.0)),
+            "ground": (b.pos[0, 2] < 0.1) | jnp.any(attached & (b.pos[1:, 2] < 0.1)),
+            "drone_cable_angle": jnp.any(flying & (jnp.sum(n * drone_z, -1) > 0.0)),
             "load_cable_angle": jnp.any(
-                live & (jnp.sum(-n * load_z, -1) < np.cos(np.radians(135)))
+                flying & (jnp.sum(-n * load_z, -1) < np.cos(np.radians(135)))
             ),
             "cable_distance": cable_gap < 0.2,
             "drone_distance": drone_gap < self.min_drone_distance,
-            "out_of_bounds": jnp.any(live & jnp.any(jnp.abs(b.pos[1:]) > 5.0, -1)),
+            "out_of_bounds": jnp.any(flying & jnp.any(jnp.abs(b.pos[1:]) > 5.0, -1)),
             "not_finite": ~jnp.all(jnp.isfinite(b.pos)),
         }
 
@@ -442,12 +486,12 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
     def _timestep(self, state: CableState, reward: Array, terminated: Array) -> TimeStep:
         n = self.num_agents
         return TimeStep(
-            obs=jnp.where(state.attached[:, None], state.history.reshape(n, -1), 0.0),
+            obs=jnp.where(state.flying[:, None], state.history.reshape(n, -1), 0.0),
             state=self.global_state(state).astype(jnp.float32),
             reward=reward.astype(jnp.float32),
             terminated=terminated,
             truncated=(state.step >= self.max_steps) & ~terminated,
-            active=state.attached,
+            active=state.flying,
             action_mask=jnp.ones((n, 5), bool),
             info=self.metrics(state, terminated),
         )
