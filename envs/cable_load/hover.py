@@ -346,7 +346,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
 
     def step(self, key: Array, state: CableState, actions: Array) -> tuple[CableState, TimeStep]:
         action = self.clip_action(actions)
-        failing = (state.step == state.fail_step) & (jnp.arange(self.num_agents) == state.fail_agent)
+        failing = (state.step == state.fail_step) & (
+            jnp.arange(self.num_agents) == state.fail_agent
+        )
         released = failing if self.fail_mode == "released" else jnp.zeros_like(failing)
         state = state.replace(flying=state.flying & ~failing, attached=state.attached & ~released)
         prev_action = state.action

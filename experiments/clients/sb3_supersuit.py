@@ -32,6 +32,7 @@ from stable_baselines3.common.utils import set_random_seed
 
 import envs
 from envs.wrappers import to_pettingzoo
+from marl.evaluate import mean_ci
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"
@@ -111,10 +112,8 @@ def evaluate(env_name: str, model: PPO | None, episodes: int, seed: int) -> floa
 
 
 def report(args: argparse.Namespace) -> None:
-    from scipy import stats
-
     lines = [
-        "| env | seeds | env-steps per seed | PPO, greedy (mean ± 95% CI) | random | "
+        "| env | seeds | env-steps per seed | PPO, greedy | random actions | "
         "training env-steps/s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -122,16 +121,11 @@ def report(args: argparse.Namespace) -> None:
         runs = [json.loads(p.read_text()) for p in sorted(env_dir.glob("seed*/eval.json"))]
         if not runs:
             continue
-
-        def ci(values):
-            v = np.asarray(values)
-            half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-            return f"{v.mean():.2f} ± {half:.2f}" if len(v) > 1 else f"{v.mean():.2f}"
-
+        trained, random = (mean_ci([r[k] for r in runs]) for k in ("trained", "random"))
         rate = np.mean([r["env_steps"] / r["train_seconds"] for r in runs])
         lines.append(
             f"| `{runs[0]['env']}` | {len(runs)} | {runs[0]['env_steps']:,} | "
-            f"{ci([r['trained'] for r in runs])} | {ci([r['random'] for r in runs])} | "
+            f"{trained[0]:.2f} ± {trained[1]:.2f} | {random[0]:.2f} ± {random[1]:.2f} | "
             f"{rate:,.0f} |"
         )
     table = "\n".join(lines)
