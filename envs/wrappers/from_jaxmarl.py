@@ -47,8 +47,12 @@ class FromJaxMARL(MultiAgentEnv):
         name: str | None = None,
         terminal: Callable[[Any], Array] | None = None,
         metrics: Callable[[Any], dict[str, Array]] | None = None,
+        rebuild: tuple[Callable, tuple] | None = None,
     ):
+        """``rebuild``: ``(factory, args)`` that make this environment again, for pickling
+        (JaxMARL's wrappers do not unpickle)."""
         self.env = env
+        self._rebuild = rebuild
         self.name = name or getattr(env, "name", type(env).__name__)
         self.agents = tuple(env.agents)
         self._obs_spaces = {a: _space(env.observation_space(a)) for a in self.agents}
@@ -112,6 +116,10 @@ class FromJaxMARL(MultiAgentEnv):
         return jnp.pad(avail, (0, self.action_dim - avail.shape[0]))
 
 
+    def __reduce__(self):
+        return self._rebuild if self._rebuild is not None else super().__reduce__()
+
+
 def from_jaxmarl(env, **kwargs) -> FromJaxMARL:
     """A JaxMARL environment (``jaxmarl.make(...)``) as one of ours; see the module doc."""
     return FromJaxMARL(env, **kwargs)
@@ -139,4 +147,4 @@ def smax(map_name: str = "3m", max_steps: int = 100) -> FromJaxMARL:
         ours, theirs = alive(state)
         return {"won": (ours & ~theirs).astype(jnp.float32)}
 
-    return FromJaxMARL(env, f"smax/{map_name}", terminal, metrics)
+    return FromJaxMARL(env, f"smax/{map_name}", terminal, metrics, (smax, (map_name, max_steps)))

@@ -126,11 +126,14 @@ _COMPILED: dict[bytes, _Compiled] = {}
 
 
 def _configuration(env: MultiAgentEnv) -> bytes | None:
-    """The environment's pickle (its whole configuration), or None if it does not pickle."""
+    """The environment's pickle (its whole configuration), or None if it does not pickle
+    and unpickle."""
     try:
-        return cloudpickle.dumps(env)
-    except Exception:  # noqa: BLE001 - any object may fail to pickle in its own way
+        config = cloudpickle.dumps(env)
+        cloudpickle.loads(config)
+    except Exception:  # noqa: BLE001 - any object may fail to (un)pickle in its own way
         return None
+    return config
 
 
 class PettingZooEnv(ParallelEnv):
