@@ -115,7 +115,6 @@ class FromJaxMARL(MultiAgentEnv):
             return jnp.asarray(self.static_action_mask[i])
         return jnp.pad(avail, (0, self.action_dim - avail.shape[0]))
 
-
     def __reduce__(self):
         return self._rebuild if self._rebuild is not None else super().__reduce__()
 
