@@ -39,7 +39,8 @@ def test_pendulum_period_and_energy():
     linearised equations ``M q'' + K q = 0``.
     """
     env = CableLoadHover()
-    m, inertia_y, length, c = env.drone_mass, float(env.quad.inertia[1]), 1.0, 0.03
+    m, inertia, length, c = env.drone_mass[0], env.quad.inertia[0], 1.0, 0.03
+    inertia_y = inertia[1]
     M = np.array([[m * length**2, m * length * c], [m * length * c, m * c**2 + inertia_y]])
     K = np.diag([m * GRAVITY * length, m * GRAVITY * c])
     omega2, modes = np.linalg.eig(np.linalg.solve(M, K))
@@ -50,9 +51,9 @@ def test_pendulum_period_and_energy():
 
     cables = Cables(load_anchor=np.zeros((1, 3)), drone_anchor=DRONE_ANCHOR, length=np.ones(1))
     pinned = Inertia(
-        inertia=jnp.array([[1.0, 1.0, 1.0], env.quad.inertia]),
+        inertia=jnp.array([[1.0, 1.0, 1.0], inertia]),
         inv_mass=jnp.array([0.0, 1.0 / m]),
-        inv_inertia=jnp.array([[0.0, 0.0, 0.0], 1.0 / env.quad.inertia]),
+        inv_inertia=jnp.array([[0.0, 0.0, 0.0], 1.0 / inertia]),
     )
     ey = jnp.array([0.0, 1.0, 0.0])
 
@@ -362,10 +363,42 @@ def test_a_drawn_push_has_the_drawn_size():
     assert np.dot(drift, push[0, :2]) > 0
 
 
+def test_the_heterogeneous_members_parameters_reach_its_dynamics():
+    """mav_0 heavier, weaker and with softer gains than the others (which stay nominal)."""
+    base = CableLoadHover()
+    env = CableLoadHover(member_mass=1.5, member_thrust=0.5, member_gains=0.5)
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    nominal, _ = base.reset(jax.random.PRNGKey(0))
+    mass = 1.0 / np.asarray(state.inertia.inv_mass[1:])
+    np.testing.assert_allclose(mass, [1.5 * 0.6168 + 0.0118, 0.6286, 0.6286], rtol=1e-4)
+    np.testing.assert_array_equal(state.inertia.inv_mass[2:], nominal.inertia.inv_mass[2:])
+    # Held at rest: the heavier member's rotors carry its extra weight.
+    extra = np.asarray(state.thrusts.sum(-1) - nominal.thrusts.sum(-1))
+    assert extra[0] > 0.25 * 0.6168 * GRAVITY and np.allclose(extra[1:], 0, atol=1e-3)
+
+    # Full climb: the member's rotors stop at half the thrust limit, the others' do not.
+    step = jax.jit(env.step)
+    climb = jnp.zeros((3, 5)).at[:, 2].set(10.0)
+    peak = np.zeros((3, 4))
+    s = state
+    for i in range(5):
+        s, _ = step(jax.random.PRNGKey(i), s, climb)
+        peak = np.maximum(peak, np.asarray(s.thrusts))
+    assert peak[0].max() <= 0.5 * 6.25 + 1e-4 and peak[1:].max() > 0.5 * 6.25
+
+    # A roll-rate step: the member's softer gains give it a slower start.
+    roll = jnp.zeros((3, 5)).at[:, 3].set(4.0)
+    stepped = [jax.jit(e.step)(jax.random.PRNGKey(0), s0, roll)[0] for e, s0 in
+               ((env, state), (base, nominal))]  # fmt: skip
+    rate = [np.asarray(s.bodies.omega[1:, 0]) for s in stepped]
+    assert rate[0][0] < 0.75 * rate[1][0] and np.allclose(rate[0][1:], rate[1][1:], rtol=0.05)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"num_agents": 2}, "num_agents"),
+        ({"member_thrust": 0.0}, "member_thrust"),
         ({"disturbance_range": (0.2, 0.1)}, "disturbance_range"),
         ({"fail_prob": 1.5}, "fail_prob"),
         ({"fail_step": 5, "fail_prob": 0.5}, "not both"),

@@ -140,6 +140,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         action_scale: float = 1.0,
         goal_tilt: float = np.pi / 4,
         min_drone_distance: float = 0.8,
+        member_mass: float = 1.0,
+        member_thrust: float = 1.0,
+        member_gains: float = 1.0,
     ):
         """Options:
 
@@ -155,7 +158,10 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
           spin down with the motor lag and it hangs from its cable);
         - ``max_acc`` (m/s^2), ``max_rate`` (rad/s): the action box; ``action_scale``
           multiplies the policy's actions (the action space is the box divided by it);
-        - ``goal_tilt``: goal roll and pitch are drawn from ``[-goal_tilt, goal_tilt]``.
+        - ``goal_tilt``: goal roll and pitch are drawn from ``[-goal_tilt, goal_tilt]``;
+        - ``member_mass``, ``member_thrust``, ``member_gains``: a heterogeneous member,
+          ``mav_0``, whose mass (and inertia), thrust limits and attitude and rate gains are
+          the others' times these factors.
         """
         if not 3 <= num_agents <= 8:
             raise ValueError(f"num_agents must be in [3, 8], got {num_agents}")
@@ -173,6 +179,11 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
                 raise ValueError(
                     f"disturbance_range must be 0 <= low <= high, got {disturbance_range}"
                 )
+        if min(member_mass, member_thrust, member_gains) <= 0:
+            raise ValueError(
+                "member_mass, member_thrust and member_gains must be > 0, got "
+                f"{member_mass}, {member_thrust}, {member_gains}"
+            )
         if not 0.0 <= fail_prob <= 1.0:
             raise ValueError(f"fail_prob must be in [0, 1], got {fail_prob}")
         if fail_step >= 0 and fail_prob > 0:
@@ -193,7 +204,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         self.goal_tilt = goal_tilt
         self.min_drone_distance = min_drone_distance
         self.action_scale = action_scale
-        self.quad = Quadrotor()
+        self.quad = Quadrotor().team(n, 0, member_mass, member_thrust, member_gains)
         self.cables = Cables(
             load_anchor=load_anchors(n),
             drone_anchor=DRONE_ANCHOR,
@@ -201,7 +212,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             unilateral=unilateral,
         )
         self.cable_dir, self.tension_per_kg = equilibrium_cables(self.cables.load_anchor, tilt)
-        self.drone_mass = self.quad.mass + ROD_MASS / 2
+        self.drone_mass = self.quad.mass + ROD_MASS / 2  # [N]
 
         self.step_obs_dim = 3 + 9 + n + 3 + 9 + 3 + 3 + 3 + 9
         self.state_dim = 18 + 18 * n + 12
@@ -214,10 +225,8 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
     def mass_properties(self, load_mass: Array) -> Inertia:
         n = self.num_agents
         load = load_mass + n * ROD_MASS / 2
-        mass = jnp.concatenate([load[None], jnp.full(n, self.drone_mass)])
-        inertia = jnp.concatenate(
-            [LOAD_INERTIA[None] * load / LOAD_MASS, np.tile(self.quad.inertia, (n, 1))]
-        )
+        mass = jnp.concatenate([load[None], jnp.asarray(self.drone_mass, jnp.float32)])
+        inertia = jnp.concatenate([LOAD_INERTIA[None] * load / LOAD_MASS, self.quad.inertia])
         return Inertia.of(mass, inertia)
 
     def equilibrium(self, load_pos: Array, load_yaw: Array, inertia: Inertia):
@@ -231,7 +240,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             + rigid.rotate(R_load, self.cables.load_anchor)
             + up * self.cables.length[:, None]
         )
-        thrust = self.drone_mass * GRAVITY * E3 + tension[:, None] * up  # [N, 3]
+        thrust = self.drone_mass[:, None] * GRAVITY * E3 + tension[:, None] * up  # [N, 3]
         collective = jnp.linalg.norm(thrust, axis=-1)
         q_drone = rigid.quat_tilt(thrust / collective[:, None])
         R_drone = rigid.quat_to_matrix(q_drone)
@@ -430,7 +439,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             "orientation": jnp.exp(-1.5 * angle),
             "smoothness": jnp.exp(-jnp.sum(change**2)),
             "body_rates": jnp.exp(-jnp.linalg.norm(rates) / n),
-            "effort": jnp.exp(-thrust.max() / self.quad.max_rotor_thrust),
+            "effort": jnp.exp(-thrust.max() / Quadrotor.max_rotor_thrust),  # the nominal MAV's
             "downwash": 1.0 - jnp.exp(-3.0 * downwash.min()),
         }
 

@@ -12,12 +12,13 @@ and body rates ``p, q``; yaw held at 0) into rotor speed commands every physics 
 5. allocation ``f = clip(G1^-1 [T; tau], 0, f_max)``, ``w_cmd = sqrt(f / k_f)``.
 
 The previous substep's accelerations and rotor thrusts stand in for the IMU and motor
-measurements (no filters: the simulation is noise-free).
+measurements (no filters: the simulation is noise-free). Mass, inertia, thrust limits and
+controller gains may be per-MAV arrays (leading axis N: a heterogeneous team, ``team``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax.numpy as jnp
 import numpy as np
@@ -46,19 +47,47 @@ def _allocation(arm: float, kappa: float) -> np.ndarray:
     )
 
 
+def _col(x: Array | float) -> Array:
+    """A per-MAV parameter ``[N]`` (or a scalar) broadcast against ``[..., N, k]``."""
+    return jnp.asarray(x)[..., None]
+
+
 @dataclass(frozen=True, eq=False)
 class Quadrotor:
-    mass: float = 0.6 + 4 * 0.0042  # body and rotors (kg)
+    # Scalars, or per-MAV arrays [N] ([N, 3] for inertia and k_rate): see ``team``.
+    mass: float | np.ndarray = 0.6 + 4 * 0.0042  # body and rotors (kg)
     inertia: np.ndarray = field(default_factory=lambda: np.array([1.64e-3, 1.84e-3, 3.0e-3]))
     arm: float = 0.075  # rotor offset along x and y (m)
     k_f: float = 1.562522e-6  # thrust per (rad/s)^2
     k_m: float = 3.4375484e-8  # yaw torque per (rad/s)^2
-    max_rotor_thrust: float = 6.25  # N
-    max_thrust: float = 25.0  # collective, N
+    max_rotor_thrust: float | np.ndarray = 6.25  # N
+    max_thrust: float | np.ndarray = 25.0  # collective, N
     motor_tau: float = 0.033  # s
-    k_att_xy: float = 150.0
-    k_att_z: float = 5.0
+    k_att_xy: float | np.ndarray = 150.0
+    k_att_z: float | np.ndarray = 5.0
     k_rate: np.ndarray = field(default_factory=lambda: np.array([25.0, 25.0, 8.0]))
+
+    def team(
+        self, n: int, member: int = 0, mass: float = 1.0, thrust: float = 1.0, gains: float = 1.0
+    ) -> Quadrotor:
+        """``n`` MAVs, all this one except ``member``: its mass (and inertia), its thrust
+        limits and its attitude and rate gains scaled by ``mass``, ``thrust``, ``gains``."""
+
+        def scaled(value, factor):
+            per_mav = np.repeat(np.asarray(value, np.float64)[None], n, 0)
+            per_mav[member] *= factor
+            return per_mav
+
+        return replace(
+            self,
+            mass=scaled(self.mass, mass),
+            inertia=scaled(self.inertia, mass),
+            max_rotor_thrust=scaled(self.max_rotor_thrust, thrust),
+            max_thrust=scaled(self.max_thrust, thrust),
+            k_att_xy=scaled(self.k_att_xy, gains),
+            k_att_z=scaled(self.k_att_z, gains),
+            k_rate=scaled(self.k_rate, gains),
+        )
 
     @property
     def G1(self) -> np.ndarray:
@@ -76,7 +105,7 @@ class Quadrotor:
     def speeds_for(self, collective: Array, torque: Array) -> Array:
         """Rotor speeds ``[..., 4]`` producing a wrench (clipped to the rotor limits)."""
         mu = jnp.concatenate([collective[..., None], torque], -1)
-        f = jnp.clip(matvec(np.linalg.inv(self.G1), mu), 0.0, self.max_rotor_thrust)
+        f = jnp.clip(matvec(np.linalg.inv(self.G1), mu), 0.0, _col(self.max_rotor_thrust))
         return jnp.sqrt(f / self.k_f)
 
     def motor(self, speed: Array, command: Array, dt: float) -> Array:
@@ -97,7 +126,7 @@ class Quadrotor:
         R_z = rotate_e3(quat)
         collective_prev, torque_prev = self.wrench(thrusts_prev)
         gravity = -GRAVITY * E3
-        acc_ext = acc_meas - gravity - R_z * collective_prev[..., None] / self.mass
+        acc_ext = acc_meas - gravity - R_z * collective_prev[..., None] / _col(self.mass)
         acc_cmd = acc_des - gravity - acc_ext
         norm = jnp.linalg.norm(acc_cmd, axis=-1)
         collective = jnp.clip(self.mass * norm, 0.0, self.max_thrust)
@@ -112,7 +141,9 @@ class Quadrotor:
         sign = jnp.where(w >= 0, 1.0, -1.0)[..., None]
         rates_ref = jnp.concatenate([rates_des, jnp.zeros_like(rates_des[..., :1])], -1)
         alpha_cmd = (
-            self.k_att_xy * q_red + self.k_att_z * sign * q_yaw + self.k_rate * (rates_ref - omega)
+            _col(self.k_att_xy) * q_red
+            + _col(self.k_att_z) * sign * q_yaw
+            + self.k_rate * (rates_ref - omega)
         )
         J = self.inertia
         torque = torque_prev + J * (alpha_cmd - alpha_meas)  # incremental roll and pitch
