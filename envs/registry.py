@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from functools import partial
 
-from envs.cable_load import CableLoadHover
+from envs.cable_load import CableLoadHover, CableLoadTrack
 from envs.core import MultiAgentEnv
 from envs.games import ContextualPD
 from envs.mpe import Reference, SpeakerListener, Spread, Tag
@@ -22,6 +22,8 @@ _REGISTRY: dict[str, Callable[..., MultiAgentEnv]] = {
     # The reference's 4-MAV team randomises the load mass; 5 MAVs fly closer together.
     "cable_load/hover4": partial(CableLoadHover, num_agents=4, load_mass_range=(1.0, 1.8)),
     "cable_load/hover5": partial(CableLoadHover, num_agents=5, min_drone_distance=0.6),
+    # The load follows a moving reference (figure-8, circle or steps).
+    "cable_load/track": CableLoadTrack,
     "predator_prey/pp": PredatorPrey,
     # Predator-Capture-Prey: 2 seeing predators and 1 blind capture agent.
     "predator_prey/pcp": partial(PredatorPrey, num_predators=2, num_capture=1),
@@ -45,11 +47,21 @@ def list_envs() -> list[str]:
 
 
 def env_options(name: str) -> dict[str, object]:
-    """The keyword options of environment ``name`` with their defaults."""
-    params = inspect.signature(_factory(name)).parameters.values()
-    return {
-        p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    """The keyword options of environment ``name`` with their defaults (a class whose
+    ``__init__`` passes ``**options`` on also has its base classes' options)."""
+    factory = _factory(name)
+    chain = [factory]
+    if inspect.isclass(factory):
+        chain = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c)]
+    options = {}
+    for fn in chain:
+        params = inspect.signature(fn).parameters.values()
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                options.setdefault(p.name, p.default)
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return options
 
 
 def make(name: str, **kwargs) -> MultiAgentEnv:

@@ -10,6 +10,7 @@ import pytest
 import envs
 from envs.cable_load import rigid
 from envs.cable_load.hover import DRONE_ANCHOR, CableLoadHover
+from envs.cable_load.track import CableLoadTrack
 from envs.cable_load.rigid import GRAVITY, Bodies, Cables, Inertia
 from envs.wrappers import to_pettingzoo
 
@@ -392,6 +393,33 @@ def test_the_heterogeneous_members_parameters_reach_its_dynamics():
                ((env, state), (base, nominal))]  # fmt: skip
     rate = [np.asarray(s.bodies.omega[1:, 0]) for s in stepped]
     assert rate[0][0] < 0.75 * rate[1][0] and np.allclose(rate[0][1:], rate[1][1:], rtol=0.05)
+
+
+@pytest.mark.parametrize("trajectory", ["figure8", "circle", "steps"])
+def test_track_references_and_their_metrics(trajectory):
+    env = CableLoadTrack(trajectory=trajectory, size=2.0, period=4.0)
+    t = np.arange(0, 8.0, env.dt)
+    pos = np.stack([np.asarray(env.reference(jnp.asarray(x))[0]) for x in t])
+    jumps = np.linalg.norm(np.diff(pos, axis=0), axis=-1)
+    if trajectory == "steps":  # 4 corners held for a quarter period each
+        assert len({tuple(p) for p in pos.round(6)}) == 4 and (jumps > 0).sum() == 7
+    else:  # continuous: no step longer than the top speed allows (figure-8: a w sqrt 2)
+        top_speed = 2 * np.pi / 4.0 * (np.sqrt(2) if trajectory == "figure8" else 0.5)
+        assert jumps.max() <= top_speed * env.dt * 1.001
+        np.testing.assert_allclose(pos[0], pos[-1] + (pos[-1] - pos[-2]), atol=1e-3)  # loops
+
+    # The load held at rest at the first point: the metrics are its distance from the
+    # reference (zero while the reference stays there).
+    state, ts = env.reset(jax.random.PRNGKey(0))
+    assert float(ts.info["tracking_rmse_position"]) == 0.0
+    np.testing.assert_allclose(state.bodies.pos[0], pos[0], atol=1e-6)
+    step = jax.jit(env.step)
+    for i in range(100):
+        state, ts = step(jax.random.PRNGKey(i), state, jnp.zeros((3, 5)))
+    distance = np.linalg.norm(pos[1:101] - pos[0], axis=-1)
+    rmse = np.sqrt(np.mean(distance**2))
+    assert float(ts.info["tracking_rmse_position"]) == pytest.approx(rmse, abs=2e-3)
+    assert float(ts.info["tracking_rmse_orientation_deg"]) < 0.1
 
 
 @pytest.mark.parametrize(

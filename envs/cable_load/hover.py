@@ -258,9 +258,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         )
         return bodies, speeds
 
-    def reset(self, key: Array) -> tuple[CableState, TimeStep]:
-        n = self.num_agents
-        keys = jax.random.split(key, 8)
+    def start_and_goal(self, keys: Array) -> tuple[Array, Array, Array, Array]:
+        """The load's start position ``[3]`` and yaw ``[]``, the goal position ``[3]`` and
+        orientation ``[4]``, drawn from ``keys [5]``."""
         low, high = np.array([-1.0, -1.0, 0.5]), np.array([1.0, 1.0, 1.5])
         load_pos = jax.random.uniform(keys[0], (3,), minval=low, maxval=high)
         load_yaw = jax.random.uniform(keys[1], (), minval=-np.pi, maxval=np.pi)
@@ -269,6 +269,12 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             keys[3], (2,), minval=-self.goal_tilt, maxval=self.goal_tilt
         )
         yaw = jax.random.uniform(keys[4], (), minval=-np.pi, maxval=np.pi)
+        return load_pos, load_yaw, goal_pos, rigid.quat_from_euler(roll, pitch, yaw)
+
+    def reset(self, key: Array) -> tuple[CableState, TimeStep]:
+        n = self.num_agents
+        keys = jax.random.split(key, 8)
+        load_pos, load_yaw, goal_pos, goal_quat = self.start_and_goal(keys[:5])
         if self.load_mass_range is None:
             load_mass = jnp.asarray(self.load_mass, jnp.float32)
         else:
@@ -303,7 +309,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             action=jnp.zeros((n, 5)),
             history=jnp.zeros((n, self.history, self.step_obs_dim)),
             goal_pos=goal_pos,
-            goal_quat=rigid.quat_from_euler(roll, pitch, yaw),
+            goal_quat=goal_quat,
             disturbance=push * jnp.stack([jnp.cos(heading), jnp.sin(heading), 0.0]),
             fail_step=fail_step.astype(jnp.int32),
             fail_agent=jax.random.randint(k_agent, (), 0, n),
