@@ -10,8 +10,8 @@ import pytest
 import envs
 from envs.cable_load import rigid
 from envs.cable_load.hover import DRONE_ANCHOR, CableLoadHover
-from envs.cable_load.track import CableLoadTrack
 from envs.cable_load.rigid import GRAVITY, Bodies, Cables, Inertia
+from envs.cable_load.track import CableLoadTrack
 from envs.wrappers import to_pettingzoo
 
 DT = CableLoadHover.physics_dt
