@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from flax import serialization
 
 
 class CheckpointError(RuntimeError):
@@ -74,6 +75,43 @@ class Checkpointer:
         except Exception as err:  # Orbax/TensorStore errors of every kind on damaged files
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"checkpoint {self.path(update)} is unreadable: {first}") from err
+
+    def restore_policy(self, template: Any, update: int | None = None) -> tuple[Any, int]:
+        """What acting needs from checkpoint ``update`` (default: the latest): parameters,
+        method state, observation statistics and the update count, placed into
+        ``template``; the rest (environment and optimiser state) stays the template's. So a
+        policy can be evaluated on another environment with the same spaces, or on one
+        whose state gained fields since it was trained."""
+        update = self._existing(update)
+        try:
+            saved = self.load(update)
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"checkpoint {self.path(update)} is unreadable: {first}") from err
+
+        def into(target, stored, name):
+            restored = serialization.from_state_dict(target, stored)
+            for (path, t), x in zip(
+                jax.tree_util.tree_leaves_with_path(target), jax.tree.leaves(restored), strict=True
+            ):
+                if t.shape != x.shape:
+                    where = f"{name}{jax.tree_util.keystr(path)}"
+                    raise CheckpointError(
+                        f"checkpoint {self.path(update)} does not fit this run's policy: "
+                        f"{where} is {x.shape} there, {t.shape} here"
+                    )
+            return jax.tree.map(lambda t, x: jax.device_put(x, t.sharding), target, restored)
+
+        runner = template.runner.replace(
+            norm=into(template.runner.norm, saved["runner"]["norm"], "runner.norm")
+        )
+        state = template.replace(
+            params=into(template.params, saved["params"], "params"),
+            method_state=into(template.method_state, saved["method_state"], "method_state"),
+            update=into(template.update, saved["update"], "update"),
+            runner=runner,
+        )
+        return state, update
 
     def restore_readable(self, template: Any, warn) -> tuple[Any, int] | None:
         """The newest checkpoint that restores (``None`` if none was saved). Unreadable newer

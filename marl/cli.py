@@ -78,13 +78,16 @@ class EvaluateArgs:
     episodes: int = 100  # per seed and mode
     gif_episodes: int = 3
     env_options: dict[str, Any] = field(default_factory=dict)  # override the run's env options
+    env_name: str | None = None  # another environment with the same spaces (zero-shot)
     tag: str | None = None  # output name; default evaluate_<checkpoint>
 
 
 def evaluate_main(argv: list[str] | None = None) -> None:
     """``commarl-evaluate run=<dir> [episodes=100] [gif_episodes=3] [checkpoint=<update>]
-    [env_options.<name>=<value> ...] [tag=<name>]``: the env options test a trained policy
-    under other conditions (e.g. ``env_options.disturbance=0.15``)."""
+    [env_options.<name>=<value> ...] [env_name=<env>] [tag=<name>]``: the env options test a
+    trained policy under other conditions (e.g. ``env_options.disturbance=0.15``), ``env_name``
+    on another environment with the same spaces (e.g. a hover policy on
+    ``cable_load/track``)."""
 
     from marl.checkpoint import Checkpointer
     from marl.config import load_run_config
@@ -97,9 +100,10 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         cfg = load_run_config(run_dir)
         cfg.eval.episodes, cfg.eval.gif_episodes = args.episodes, args.gif_episodes
         cfg.env.options = {**cfg.env.options, **args.env_options}
+        cfg.env.name = args.env_name or cfg.env.name
         env, policy, learner, template = build(cfg)
         checkpoints = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints, create=False)
-        state, update = checkpoints.restore(template, args.checkpoint)
+        state, update = checkpoints.restore_policy(template, args.checkpoint)
     tag = args.tag or f"evaluate_{update}"
     evaluator = Evaluator(cfg, env, policy, run_dir / "eval", learner.num_updates)
     results = evaluator(state, gif=True, tag=tag)

@@ -158,6 +158,11 @@ def test_evaluate_script_writes_table_and_gif(tiny, capsys):
     assert result["seeds"] == 2 and len(result["deterministic"]["per_seed"]["return"]) == 2
     gif = Path(result["gif"])
     assert gif.exists() and gif.stat().st_size > 1000
+    # A larger team: its observations are wider, so the policy does not fit.
+    with pytest.raises(
+        SystemExit, match=r"does not fit this run's policy: .* is \(2, 18\) there, \(2, 24\) here"
+    ):
+        evaluate_main([f"run={run}", "episodes=2", "env_options.num_agents=4"])
 
 
 @pytest.mark.slow  # GRU and continuous actions each have a ratio test in the default suite; `pytest -m slow`
@@ -199,5 +204,9 @@ def test_cable_hover_experiment_trains_and_evaluates_under_other_conditions(tiny
     )
     result = json.loads((run / "eval" / "push.json").read_text())
     assert result["env_options"]["disturbance"] == 0.15 and "success" in result["deterministic"]
-    with pytest.raises(ValueError, match="unknown option"):
+    with pytest.raises(SystemExit, match="unknown option"):
         evaluate_main([f"run={run}", "episodes=2", "env_options.wind=1.0"])
+    # Zero-shot on the moving reference: the same spaces, another environment state.
+    evaluate_main([f"run={run}", "episodes=2", "gif_episodes=0", "env_name=cable_load/track"])
+    result = json.loads((run / "eval" / "evaluate_4.json").read_text())
+    assert "tracking_rmse_position" in result["deterministic"]
