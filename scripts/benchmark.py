@@ -3,7 +3,7 @@
     python scripts/benchmark.py envs                      # our mpe/spread vs JaxMARL vs mpe2
     python scripts/benchmark.py envs --batch 1 1024 --json out.json
     python scripts/benchmark.py pettingzoo                # our ParallelEnv.step vs mpe2's
-    python scripts/benchmark.py cable                     # cable_load/hover env and MAPPO training
+    python scripts/benchmark.py cable                     # cable_load/hover env, training, acting
     python scripts/benchmark.py hammer [--multiwalker]    # HAMMER v2 and IL vs the reference code
     python scripts/benchmark.py commformer [--n 3 5 8 16] # CommFormer vs MAPPO and the reference
     python scripts/benchmark.py vq [--aim-reference PATH --torch-python PY]  # VQ channel, AIM
@@ -372,12 +372,56 @@ def bench_cable(args: argparse.Namespace) -> dict:
             f"  training, {label}, {args.train_envs} envs: {rate:>10,.0f} env-steps/s "
             f"({ratio:.2f}x the reference's 27k)"
         )
+    inference_rows = []
+    for n in args.inference_n:
+        for policy in ("mappo", "centralised"):
+            row = cable_inference(n, policy, args.repeats)
+            inference_rows.append(row)
+            print(
+                f"  acting, {n} MAVs, {policy:>11} actor [1024, 512, 256, 128]: "
+                f"{row['flops_per_agent'] / 1e6:6.2f} MFLOP and {row['us_per_agent']:6.1f} us "
+                "per agent and step"
+            )
     return {
         "task": f"{args.env}: random-action rollouts; MAPPO training (experiment=cable_hover, "
-        f"{args.updates} updates x {args.train_envs} envs x 128 steps, compile excluded)",
+        f"{args.updates} updates x {args.train_envs} envs x 128 steps, compile excluded); "
+        "acting in one env, per agent",
         "env_rows": env_rows,
         "train_rows": train_rows,
+        "inference_rows": inference_rows,
         "reference_training_env_steps_per_s": REFERENCE_CABLE_TRAINING,
+    }
+
+
+def cable_inference(n: int, policy: str, repeats: int) -> dict:
+    """One env's greedy actions with the reference network: XLA's FLOP count and the time
+    per agent. ``mappo``: each MAV's actor on its own observation (decentralised);
+    ``centralised``: one actor on the global state for every MAV."""
+    from marl.policies import Context
+
+    hidden = "[1024,512,256,128]"
+    central = policy == "centralised"  # the cable observations carry the id, the state not
+    ppo = learner(
+        ["experiment=cable_hover", f"+env.options.num_agents={n}", "env.num_envs=1",
+         f"policy.actor_hidden={hidden}", f"policy.critic_hidden={hidden}",
+         f"policy.centralised_actor={central}", f"policy.agent_id={central}"]
+    )  # fmt: skip
+    state = ppo.init(jax.random.PRNGKey(0))
+    act = jax.jit(
+        lambda s: ppo.policy.act(
+            s.params, s.method_state, s.runner.carry, s.runner.obs, s.key, Context.at(0, 1),
+            deterministic=True,
+        ).action
+    )  # fmt: skip
+    compiled = act.lower(state).compile()
+    cost = compiled.cost_analysis()
+    flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
+    seconds = min(time_best(lambda: compiled(state), repeats) for _ in range(20))
+    return {
+        "num_agents": n,
+        "policy": policy,
+        "flops_per_agent": flops / n,
+        "us_per_agent": seconds / n * 1e6,
     }
 
 
@@ -557,6 +601,7 @@ def main() -> None:
     p.add_argument("--train-envs", type=int, default=4096)
     p.add_argument("--updates", type=int, default=2)
     p.add_argument("--hidden", nargs="*", default=["[256, 256]"], help="smaller MLPs to time too")
+    p.add_argument("--inference-n", type=int, nargs="*", default=[3, 4, 5, 8], help="team sizes")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--scale", type=float, default=1.0, help="multiply the scan lengths")
     p.add_argument("--json", help="also write the results here")

@@ -35,6 +35,7 @@ from tests.conftest import TINY, compose_config
 POLICIES = {
     "ippo-unshared": ["policy=ippo", "policy.share_parameters=false"],
     "mappo": ["policy=mappo"],
+    "centralised": ["policy=centralised"],
     "mappo-gru-normalised": [
         "policy.recurrent=true",
         "algo.normalize_obs=true",
@@ -103,6 +104,26 @@ def first_minibatch_ratio(cfg) -> dict[str, np.ndarray]:
 def test_ratio_is_one_at_the_first_minibatch(tiny, name):
     for role, ratio in first_minibatch_ratio(tiny(name, *POLICIES[name])).items():
         np.testing.assert_allclose(ratio, 1.0, rtol=0, atol=1e-6, err_msg=f"role {role}")
+
+
+def test_a_centralised_actor_acts_on_the_global_state(tiny):
+    """``policy=centralised``: every agent's action comes from the global state; the local
+    observations are not read. (The decentralised actor: the other way round.)"""
+    for name, reads, ignores in (("centralised", "state", "obs"), ("mappo", "obs", "state")):
+        env, policy, _, state = build(tiny(name, f"policy={name}"))
+        params = jax.tree.map(lambda x: x[0], state.params)
+        obs = jax.tree.map(lambda x: x[0], state.runner.obs)
+        key, ctx = jax.random.PRNGKey(0), Context.at(0, 1)
+
+        def logits(o, policy=policy, params=params, ctx=ctx):
+            carry = policy.initial_carry(o.reset.shape)
+            return policy.net.apply(params, carry, o, ctx)[1]
+
+        base = logits(obs)
+        noise = {k: jax.random.normal(key, getattr(obs, k).shape) for k in ("obs", "state")}
+        moved = {k: logits(obs.replace(**{k: getattr(obs, k) + noise[k]})) for k in noise}
+        assert not np.allclose(moved[reads], base), name
+        np.testing.assert_array_equal(moved[ignores], base)
 
 
 def test_without_stored_extras_the_ratio_is_not_one(tiny):

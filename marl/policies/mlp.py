@@ -5,7 +5,8 @@ The actor is encoder -> channel -> head: the encoder (MLP, then a GRU if recurre
 per agent, the channel (``comm=...``, ``marl.comm``) sees every agent's features at once,
 and a linear head per agent gives the action logits (or Gaussian means). With ``comm=none``
 it is the plain IPPO/MAPPO actor. IPPO's critic sees the agent's own observation, MAPPO's
-the global state. With parameter sharing one network serves all agents (plus an agent-id
+the global state. With ``centralised_actor`` the actor sees the global state too (with the
+agent id): one network maps the state to every agent's action, a centralised policy. With parameter sharing one network serves all agents (plus an agent-id
 one-hot, optionally); without it each agent has its own weights (``nn.vmap`` over agents).
 """
 
@@ -42,6 +43,7 @@ class MLPConfig(PolicyConfig):
     recurrent: bool = False  # GRU after the MLP torso
     gru_size: int = field(default=64, metadata=WIDTHS)
     log_std_init: float = 0.0  # continuous actions: state-independent log-std
+    centralised_actor: bool = False  # the actor sees the global state, not the observation
 
 
 class PerAgent(nn.Module):
@@ -121,7 +123,10 @@ class ActorCriticNet(nn.Module):
 
     def __call__(self, carry, obs: Observation, ctx: Context, extras=None):
         actor_carry, critic_carry = carry
-        actor_carry, h = self.encoder(actor_carry, self._with_id(obs.obs), obs.reset)
+        x = obs.obs  # [..., N, obs_dim]
+        if self.cfg.centralised_actor:  # [..., N, state_dim]
+            x = jnp.broadcast_to(obs.state[..., None, :], (*x.shape[:-1], obs.state.shape[-1]))
+        actor_carry, h = self.encoder(actor_carry, self._with_id(x), obs.reset)
         h, extras, aux = self.channel(h, obs, ctx, extras)
         _, out = self.head(actor_carry, h, obs.reset)
         critic_carry, value = self.critic_value(critic_carry, obs)
@@ -130,6 +135,11 @@ class ActorCriticNet(nn.Module):
 
 class MLPActorCritic(ActorCritic):
     def __init__(self, cfg: MLPConfig, env: AgentSpaces, channel: nn.Module, num_updates: int):
+        if cfg.centralised_actor and cfg.share_parameters and not cfg.agent_id:
+            raise ValueError(
+                "policy.centralised_actor with shared parameters needs policy.agent_id=true "
+                "(otherwise every agent gets the same action)"
+            )
         self.cfg = cfg
         self.num_agents = env.num_agents
         self.discrete = env.discrete
