@@ -181,6 +181,25 @@ def test_recurrent_continuous_mappo_runs(tiny):
     assert np.isfinite(metrics(run)[-1]["loss/total"])
 
 
+@pytest.mark.slow  # four cable compiles; `pytest -m slow`
+@pytest.mark.parametrize(
+    "method",
+    [
+        [],
+        ["comm=vq"],
+        ["policy=hammer", "comm=messenger"],
+        ["policy=centralised", "policy.agent_id=true"],
+    ],
+    ids=["mappo", "vq", "hammer", "centralised"],
+)
+def test_the_cable_team_trains_with_each_method(tiny, method):
+    """``experiment=cable_team`` (4 MAVs, failure- and push-aware), shrunk, per method."""
+    small = ["env.num_envs=4", "+env.options.max_steps=10", "policy.actor_hidden=[16]",
+             "policy.critic_hidden=[16]", "eval.episodes=1"]  # fmt: skip
+    run = train(tiny("team", "experiment=cable_team", *small, *method))
+    assert all(np.isfinite(r["loss/total"]) for r in metrics(run))
+
+
 @pytest.mark.slow  # the longest test; `pytest -m slow`
 def test_cable_hover_experiment_trains_and_evaluates_under_other_conditions(tiny, capsys):
     """``experiment=cable_hover`` (shrunk), then the evaluation CLI with a disturbance."""
