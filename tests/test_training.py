@@ -181,22 +181,22 @@ def test_recurrent_continuous_mappo_runs(tiny):
     assert np.isfinite(metrics(run)[-1]["loss/total"])
 
 
-@pytest.mark.slow  # four cable compiles; `pytest -m slow`
+@pytest.mark.slow  # five cable compiles; `pytest -m slow`
 @pytest.mark.parametrize(
     "method",
     [
-        [],
-        ["comm=vq"],
-        ["policy=hammer", "comm=messenger"],
-        ["policy=centralised", "policy.agent_id=true"],
+        ["experiment=cable_team", "policy.critic_hidden=[16]"],
+        ["experiment=cable_team", "comm=vq", "policy.critic_hidden=[16]"],
+        ["experiment=cable_team", "policy=hammer", "comm=messenger"],
+        ["experiment=cable_team", "policy=centralised"],
+        ["experiment=cable_team_commformer", "policy.n_embd=16"],
     ],
-    ids=["mappo", "vq", "hammer", "centralised"],
+    ids=["mappo", "vq", "hammer", "centralised", "commformer"],
 )
 def test_the_cable_team_trains_with_each_method(tiny, method):
     """``experiment=cable_team`` (4 MAVs, failure- and push-aware), shrunk, per method."""
-    small = ["env.num_envs=4", "+env.options.max_steps=10", "policy.actor_hidden=[16]",
-             "policy.critic_hidden=[16]", "eval.episodes=1"]  # fmt: skip
-    run = train(tiny("team", "experiment=cable_team", *small, *method))
+    small = ["env.num_envs=4", "+env.options.max_steps=10", "eval.episodes=1"]
+    run = train(tiny("team", *method, *small))
     assert all(np.isfinite(r["loss/total"]) for r in metrics(run))
 
 
