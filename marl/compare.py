@@ -82,20 +82,23 @@ def per_seed(runs: list[Path], episodes: int, metric: str = "return") -> np.ndar
 def compare(
     scores: dict[str, np.ndarray], pairs: list[tuple[str, str]], reps: int = 2000
 ) -> dict[str, dict]:
-    """``scores``: method -> ``[seeds]`` (higher is better). -> per method the mean ± 95% CI
-    and rliable's IQM with its stratified-bootstrap 95% CI; per pair ``(x, y)`` rliable's
-    probability that x improves on y, with its CI."""
+    """``scores``: method -> ``[seeds]`` or ``[seeds, tasks]`` (higher is better; tasks on one
+    scale). -> per method the mean ± 95% CI over seeds (of the mean over tasks) and rliable's
+    IQM over all runs and tasks with its stratified-bootstrap 95% CI; per pair ``(x, y)``
+    rliable's probability that x improves on y (averaged over tasks), with its CI."""
     from rliable import library as rly
     from rliable import metrics
 
-    table = {m: np.asarray(s, np.float64)[:, None] for m, s in scores.items()}  # [seeds, 1 task]
+    table = {  # [seeds, tasks]
+        m: np.asarray(s, np.float64).reshape(len(s), -1) for m, s in scores.items()
+    }
     iqm, iqm_ci = rly.get_interval_estimates(
         table, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
     )
     out = {
         m: {
-            "seeds": table[m][:, 0].tolist(),
-            "mean_ci": mean_ci(table[m][:, 0]),
+            "seeds": table[m].tolist() if table[m].shape[1] > 1 else table[m][:, 0].tolist(),
+            "mean_ci": mean_ci(table[m].mean(1)),
             "iqm": float(iqm[m][0]),
             "iqm_ci": iqm_ci[m][:, 0].tolist(),
         }

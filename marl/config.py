@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,27 @@ class CommConfig:
 
 
 @dataclass
+class SweepAlgo:
+    """algo's numeric hyperparameters, which the update reads from the training state (one
+    value per seed): a sweep lists values of some of them."""
+
+    lr: list[float] | None = None
+    adam_eps: list[float] | None = None
+    max_grad_norm: list[float] | None = None
+    gamma: list[float] | None = None
+    gae_lambda: list[float] | None = None
+    clip_eps: list[float] | None = None
+    vf_coef: list[float] | None = None
+    huber_delta: list[float] | None = None
+    ent_coef: list[float] | None = None
+
+
+@dataclass
+class SweepConfig:
+    algo: SweepAlgo = field(default_factory=SweepAlgo)
+
+
+@dataclass
 class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     # The chosen policy's and channel's own configs: plain here, checked in ``to_config``
@@ -181,6 +203,10 @@ class Config:
     resume: str | None = None  # a run directory to continue
     checkpoint_every_chunks: int = 1
     keep_checkpoints: int = 3
+    # Values of algo's numeric hyperparameters trained side by side in one program, e.g.
+    # sweep.algo.lr=[1e-4,3e-4,1e-3]: every combination x every seed (marl.sweep); sweep
+    # structural choices (env, policy, comm, sizes) with a Hydra multirun (-m).
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 def register_configs() -> None:
@@ -213,6 +239,7 @@ def to_config(cfg: DictConfig | dict) -> Config:
         schema[group] = OmegaConf.structured(registry[name].config)
     cfg = OmegaConf.to_object(OmegaConf.merge(schema, data))
     check_domains(cfg)
+    sweep_points(cfg)
     return cfg
 
 
@@ -278,6 +305,35 @@ def check_domains(cfg: Config) -> None:
             bad.append(f"{key}={value} (must be {domain})")
     if bad:
         raise ValueError(f"out of range: {', '.join(bad)}")
+
+
+SWEEPABLE = tuple(f.name for f in fields(SweepAlgo))
+
+
+def sweep_points(cfg: Config) -> list[dict[str, float]]:
+    """The configurations of ``cfg.sweep`` (every combination of the swept values, in order)
+    as ``{"algo.lr": 1e-4, ...}``; ``[{}]`` without a sweep. Keys, types and domains are
+    checked."""
+    flat = {f"algo.{k}": v for k in SWEEPABLE if (v := getattr(cfg.sweep.algo, k)) is not None}
+    bad = []
+    for key, values in flat.items():
+        if not values:
+            bad.append(f"sweep.{key}=[] (give one or more values)")
+        domain, ok = DOMAINS[key]
+        bad += [f"sweep.{key}: {v} (must be {domain})" for v in values if not ok(v)]
+    if bad:
+        raise ValueError(f"out of range: {', '.join(bad)}")
+    return [dict(zip(flat, combo, strict=True)) for combo in product(*flat.values())]
+
+
+def sweep_members(cfg: Config) -> dict[str, slice]:
+    """A sweep's configurations, labelled ``lr=0.0003,ent_coef=0.01``, -> their members of the
+    seed axis (configuration-major); ``{}`` without a sweep."""
+    points, s = sweep_points(cfg), cfg.num_seeds
+    if len(points) == 1:
+        return {}
+    labels = [",".join(f"{k.removeprefix('algo.')}={v:g}" for k, v in p.items()) for p in points]
+    return {name: slice(i * s, (i + 1) * s) for i, name in enumerate(labels)}
 
 
 # What a resumed run may change: its length (only longer) and its logging, evaluation and

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from marl.config import Config, WandbMode
+from marl.config import Config, WandbMode, sweep_members
 
 
 def wandb_mode(mode: WandbMode) -> str:
@@ -52,6 +52,7 @@ class Logger:
         self.wandb_had = truncate_log(run_dir / "metrics.jsonl", start_update)
         self.wandb_had_eval = truncate_log(run_dir / "eval" / "history.jsonl", start_update)
         self.metrics_file = (run_dir / "metrics.jsonl").open("a")
+        self.points = sweep_members(cfg)  # a sweep's configurations -> their members
         self.last: dict[str, Any] = {}
         self.last_eval: dict[str, Any] | None = None
         self.console_out = Console(soft_wrap=True)  # paths and commands stay on one line
@@ -109,13 +110,18 @@ class Logger:
             means = {}
             for k, v in metrics.items():
                 seeds = np.asarray(v[i], np.float64)
-                means[k] = _nanmean(seeds)
+                means[k] = seed_mean(seeds)
                 record[k] = jsonable(means[k])
                 record[f"{k}/seeds"] = jsonable(seeds)
+            returns = np.asarray(metrics["return"][i], np.float64)
+            points = {f"return/{p}": seed_mean(returns[m]) for p, m in self.points.items()}
+            record.update({k: jsonable(v) for k, v in points.items()})
             self.metrics_file.write(json.dumps(record) + "\n")
             if self.wandb is not None and self.update > self.wandb_had:
                 per_seed = {f"return/seed{j}": x for j, x in enumerate(record["return/seeds"])}
-                self._wandb_log(means, per_seed, step=record["env_steps"], images=i == n - 1)
+                self._wandb_log(
+                    {**means, **points}, per_seed, step=record["env_steps"], images=i == n - 1
+                )
             self.last = record
         self.metrics_file.flush()
         rate = (
@@ -211,7 +217,7 @@ def truncate_log(path: Path, upto: int) -> int:
     return last
 
 
-def _nanmean(x: np.ndarray) -> np.ndarray:
+def seed_mean(x: np.ndarray) -> np.ndarray:
     """Mean over seeds (axis 0), skipping NaN (no episode ended); NaN where all are."""
     count = np.sum(~np.isnan(x), 0)
     return np.where(count > 0, np.nansum(x, 0) / np.maximum(count, 1), np.nan)

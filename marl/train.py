@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,21 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from marl import checkpoint, evaluate
 from marl.algos import ALGOS, RunningStats, actor_critic_loss, gae
-from marl.config import AlgoConfig, Config, Returns, resume_config, to_yaml
+from marl.config import (
+    SWEEPABLE,
+    AlgoConfig,
+    Config,
+    Returns,
+    resume_config,
+    sweep_members,
+    sweep_points,
+    to_yaml,
+)
 from marl.logging import Logger
 from marl.optim import check_schedule, make_optimizer, resolve_groups, scheduled
 from marl.policies import ActorCritic, Context, Observation, Role, make_policy
 from marl.rollout import Normalizer, Runner, batched, is_host, make_env, rollout
+from marl.sweep import write_points
 
 Array = jax.Array
 
@@ -43,6 +54,7 @@ class TrainState:
     value_norm: dict[str, RunningStats]  # per role: [] running statistics of returns
     key: Array
     update: Array  # [] int32 updates done
+    hyper: dict[str, Array]  # [] each: algo's numeric values (config.SWEEPABLE) this seed uses
 
 
 @struct.dataclass
@@ -162,7 +174,17 @@ class Learner:
         check_schedule(a.ent_schedule, "algo.ent_schedule")
         params = jax.eval_shape(lambda k: self._init_params(k)[0][0], jax.random.PRNGKey(0))
         self.groups = resolve_groups(policy.param_groups(params), policy.group_defaults(), a)
-        self.optimizer = make_optimizer(policy.param_groups, self.groups, a, self.num_updates)
+        self.optimizer = self.optimizer_for(a)
+
+    def optimizer_for(self, algo: AlgoConfig):
+        """The optimiser with ``algo``'s values (numbers or traced ``hyper``)."""
+        return make_optimizer(self.policy.param_groups, self.groups, algo, self.num_updates)
+
+    def hyperparameters(self, point: dict[str, float] | None = None) -> dict[str, Array]:
+        """algo's numeric values, as ``TrainState.hyper``: ``point``'s (a sweep's
+        ``{"algo.lr": ...}``) where it sets them, the config's elsewhere."""
+        point = point or {}
+        return {k: jnp.float32(point.get(f"algo.{k}", getattr(self.algo, k))) for k in SWEEPABLE}
 
     def _init_params(self, key: Array):
         k_env, k_params = jax.random.split(key)
@@ -179,7 +201,8 @@ class Learner:
 
     # --- init -------------------------------------------------------------------------------
 
-    def init(self, key: Array) -> TrainState:
+    def init(self, key: Array, hyper: dict[str, Array] | None = None) -> TrainState:
+        """A seed's initial state; ``hyper``: its ``hyperparameters`` (default the config's)."""
         k_init, k_train = jax.random.split(key)
         (params, method_state), env_state, obs = self._init_params(k_init)
         if self.policy.pretrain is not None:
@@ -201,6 +224,7 @@ class Learner:
             value_norm={role: RunningStats.create(()) for role in self.policy.roles},
             key=k_train,
             update=jnp.array(0, jnp.int32),
+            hyper=self.hyperparameters() if hyper is None else hyper,
         )
 
     def restart_envs(self, state: TrainState) -> TrainState:
@@ -231,7 +255,7 @@ class Learner:
 
     def learn(self, state: TrainState, traj, carry0) -> tuple[TrainState, dict[str, Array]]:
         """Advantages and the epochs on a ``[T, B]`` trajectory."""
-        a, policy = self.algo, self.policy
+        a, policy = replace(self.algo, **state.hyper), self.policy
         key, k_boot, k_epochs = jax.random.split(state.key, 3)
         # The truncation bootstrap: the critic on every step's final observation, in one pass.
         next_value = policy.by_role(
@@ -264,7 +288,7 @@ class Learner:
             steps = (jnp.arange(a.num_minibatches), carry0_mb, minibatches)
             keys = jax.random.split(k_steps, a.num_minibatches)
             return jax.lax.scan(
-                lambda c, x: self._sgd_step(c, x, state.update, index), carry, (*steps, keys)
+                lambda c, x: self._sgd_step(a, c, x, state.update, index), carry, (*steps, keys)
             )
 
         (params, opt_state, method_state), losses = jax.lax.scan(
@@ -311,11 +335,11 @@ class Learner:
         carry = jax.tree.map(lambda c: jnp.broadcast_to(c[0], (m, *c.shape[1:])), carry0)
         return carry, jax.tree.map(flat, batch)
 
-    def _sgd_step(self, carry, x, update: Array, epoch: Array):
+    def _sgd_step(self, algo: AlgoConfig, carry, x, update: Array, epoch: Array):
         params, opt_state, method_state = carry
         minibatch, carry0, mb, key = x
         ctx = self.ctx(update, epoch, minibatch)
-        ent_coef = scheduled(self.algo.ent_schedule, self.algo.ent_coef, update, self.num_updates)
+        ent_coef = scheduled(algo.ent_schedule, algo.ent_coef, update, self.num_updates)
         roles = self.policy.roles
 
         def loss_fn(params):
@@ -326,7 +350,7 @@ class Learner:
             total, metrics = jnp.array(0.0), {}
             for name, role in roles.items():
                 loss, m = actor_critic_loss(
-                    self.algo,
+                    algo,
                     ent_coef,
                     log_prob[name],
                     mb.log_prob[name],
@@ -343,7 +367,7 @@ class Learner:
             return total + extra, ({**metrics, **out.aux}, out.method_state)
 
         (loss, (metrics, method_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params, ctx=ctx)
+        updates, opt_state = self.optimizer_for(algo).update(grads, opt_state, params, ctx=ctx)
         params = optax.apply_updates(params, updates)
         metrics = {**metrics, "loss/total": loss, "grad_norm": optax.tree_utils.tree_norm(grads)}
         return (params, opt_state, method_state), metrics
@@ -404,14 +428,22 @@ def _check_finite(state: TrainState, metrics: dict[str, Any], update: int) -> No
 
 def build(cfg: Config):
     """A run's environment, policy, ``Learner`` and initial state (seeds vmapped, envs sharded
-    over devices)."""
+    over devices). A sweep's states are its configurations x seeds, configuration-major; each
+    configuration's seeds are those of a run without the sweep."""
     env = make_env(cfg)
-    if is_host(env) and cfg.num_seeds != 1:
-        raise ValueError("host (PettingZoo) environments train one seed per run: set num_seeds=1")
+    points = sweep_points(cfg)
+    if is_host(env) and cfg.num_seeds * len(points) != 1:
+        raise ValueError(
+            "host (PettingZoo) environments train one seed per run: set num_seeds=1 and "
+            "sweep with a Hydra multirun (-m) instead of sweep.*"
+        )
     policy = make_policy(cfg, env, num_updates(cfg))
     learner = Learner(cfg, env, policy)
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
-    state = jax.jit(jax.vmap(learner.init))(keys)
+    keys = jnp.tile(keys, (len(points), 1))  # [P x S, 2]
+    hyper = [learner.hyperparameters(p) for p in points for _ in range(cfg.num_seeds)]
+    hyper = jax.tree.map(lambda *v: jnp.stack(v), *hyper)  # [P x S] each
+    state = jax.jit(jax.vmap(learner.init))(keys, hyper)
     # A host batch lives in one Python process: its runner stays on one device.
     return env, policy, learner, state if learner.host else shard(state, cfg.env.num_envs)
 
@@ -434,7 +466,8 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
         ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
         restored = ckpt.restore_readable(state, warn=lambda m: print(f"warning: {m}"))
         if restored is not None:
-            state, done = restored[0], int(restored[0].update[0])
+            # The run's config.yaml is the truth for its hyperparameters, as for the rest.
+            state, done = restored[0].replace(hyper=state.hyper), int(restored[0].update[0])
             if learner.host:
                 state = jax.jit(jax.vmap(learner.restart_envs))(state)
         if done >= total:
@@ -502,6 +535,8 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     finally:
         ckpt.close()
         logger.close(write_summary=finished)
+    if finished and sweep_members(cfg):
+        print(f"sweep: {write_points(run_dir, cfg)}, {run_dir / 'points'}")
     return run_dir
 
 

@@ -7,6 +7,7 @@
     python scripts/benchmark.py hammer [--multiwalker]    # HAMMER v2 and IL vs the reference code
     python scripts/benchmark.py commformer [--n 3 5 8 16] # CommFormer vs MAPPO and the reference
     python scripts/benchmark.py vq [--aim-reference PATH --torch-python PY]  # VQ channel, AIM
+    python scripts/benchmark.py sweep                     # a 12-config sweep vs 12 runs
 
 One env-step is all agents acting once in one environment. JAX rollouts are ``jit`` +
 ``lax.scan`` over random actions with auto-reset, compile time excluded, best of
@@ -466,6 +467,57 @@ def bench_commformer(args: argparse.Namespace) -> dict:
     }
 
 
+def sweep_program(overrides: list[str], total_timesteps: int, points: list[dict[str, float]]):
+    """One jitted training program of ``points`` (``{"algo.lr": ...}``), one seed each, as
+    ``sweep.*`` builds it: ``(train_fn, (keys, hyper))``."""
+    ppo = learner([*overrides, f"algo.total_timesteps={total_timesteps}"])
+    keys = jnp.tile(jax.random.split(jax.random.PRNGKey(0), 1), (len(points), 1))
+    hyper = jax.tree.map(lambda *v: jnp.stack(v), *map(ppo.hyperparameters, points))
+
+    def run(args):
+        state = jax.vmap(ppo.init)(*args)
+        update = jax.vmap(ppo.update)
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=ppo.num_updates)[1]
+
+    return jax.jit(run), (keys, hyper)
+
+
+def bench_sweep(args: argparse.Namespace) -> dict:
+    """A sweep of ``len(lr) x len(ent_coef)`` configurations trained as one program vs the
+    same configurations one after another (one compiled single-configuration program, run
+    once per configuration: the hyperparameters are inputs, so it compiles once)."""
+    overrides = [f"policy={args.policy}", f"env.num_envs={args.num_envs}"]
+    points = [{"algo.lr": lr, "algo.ent_coef": e} for lr in args.lr for e in args.ent_coef]
+    sweep, sweep_args = sweep_program(overrides, args.total_timesteps, points)
+    t0 = time.perf_counter()
+    sweep = sweep.lower(sweep_args).compile()
+    compile_sweep = time.perf_counter() - t0
+    singles = [sweep_program(overrides, args.total_timesteps, [p]) for p in points]
+    t0 = time.perf_counter()
+    single = singles[0][0].lower(singles[0][1]).compile()
+    compile_single = time.perf_counter() - t0
+    best = {"sweep": float("inf"), "sequential": float("inf")}
+    for _ in range(args.repeats):
+        best["sweep"] = min(best["sweep"], time_best(lambda: sweep(sweep_args), 1))
+        best["sequential"] = min(
+            best["sequential"], time_best(lambda: [single(a) for _, a in singles], 1)
+        )
+    steps = args.total_timesteps * len(points)
+    rows = [
+        {"system": f"one program, {len(points)} configs", "env_steps_per_s": steps / best["sweep"]},
+        {"system": f"{len(points)} sequential runs", "env_steps_per_s": steps / best["sequential"]},
+    ]
+    print_rows(rows, rows[1]["env_steps_per_s"], "sequential")
+    print(f"  compile: the sweep {compile_sweep:.1f} s once; one run {compile_single:.1f} s each")
+    return {
+        "task": f"{args.policy} on mpe/spread, {args.num_envs} envs, lr {args.lr} x ent_coef "
+        f"{args.ent_coef}, {args.total_timesteps:,} env-steps per config, 1 seed, compile "
+        f"excluded, best of {args.repeats} interleaved",
+        "rows": rows,
+        "compile_s": {"sweep": compile_sweep, "one_run": compile_single},
+    }
+
+
 # The VQ channel and AI Mother Tongue's agents.
 VQ_METHODS = {"MAPPO": ["comm=none"], "MAPPO + VQ channel": ["comm=vq"]}
 
@@ -595,6 +647,14 @@ def main() -> None:
     p.add_argument("--torch-python", default="python", help="a Python with torch, torchvision")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("sweep", help="a hyperparameter sweep in one program vs sequential runs")
+    p.add_argument("--policy", default="mappo")
+    p.add_argument("--num-envs", type=int, default=16)
+    p.add_argument("--lr", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3])
+    p.add_argument("--ent-coef", type=float, nargs="+", default=[0.0, 0.01, 0.05])
+    p.add_argument("--total-timesteps", type=int, default=100_000, help="per configuration")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", help="also write the results here")
     p = sub.add_parser("cable", help="cable-suspended load: env-steps/s and MAPPO training")
     p.add_argument("--env", default="cable_load/hover")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 1024, 4096])
@@ -624,6 +684,7 @@ def main() -> None:
         "commformer": bench_commformer,
         "cable": bench_cable,
         "vq": bench_vq,
+        "sweep": bench_sweep,
     }
     bench = bench[args.what]
     results = {"machine": machine, "jax": jax.__version__, **bench(args)}

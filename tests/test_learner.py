@@ -152,7 +152,7 @@ def records(run_dir) -> list[dict]:
 
 
 def test_non_finite_method_state_stops_training():
-    state = TrainState({"w": jnp.ones(2)}, {"ema": jnp.array([0.0, jnp.nan])}, *[None] * 5)
+    state = TrainState({"w": jnp.ones(2)}, {"ema": jnp.array([0.0, jnp.nan])}, *[None] * 6)
     with pytest.raises(TrainingDiverged, match=r"non-finite method state by update 3"):
         _check_finite(state, {"loss/total": np.ones(2)}, 3)
 
