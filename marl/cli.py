@@ -22,11 +22,15 @@ from marl.config import CONFIG_DIR, register_configs, to_config
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
 def _train(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from marl.plot import plot_runs
     from marl.train import train
 
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+    hydra_cfg = HydraConfig.get()
+    overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("resume=")]
+    if hydra_cfg.mode == RunMode.MULTIRUN and not any(o.startswith("run_dir=") for o in overrides):
+        cfg.run_dir = hydra_cfg.runtime.output_dir  # this job's directory of the sweep
     with one_line_errors():
         run_dir = train(to_config(cfg), overrides=overrides if cfg.resume else ())
     curve = plot_runs([run_dir], run_dir / "curve.png")

@@ -167,6 +167,17 @@ class CommConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Several processes (hosts) training one run (``marl.distributed``): the coordinator and
+    this process's place, or ``auto`` where JAX detects them (SLURM, TPU pods, Open MPI)."""
+
+    coordinator_address: str | None = None  # "host:port" of process 0
+    num_processes: int | None = None  # recorded in the run's config: a resume needs as many
+    process_id: int | None = None
+    auto: bool = False
+
+
+@dataclass
 class SweepAlgo:
     """algo's numeric hyperparameters, which the update reads from the training state (one
     value per seed): a sweep lists values of some of them."""
@@ -207,6 +218,7 @@ class Config:
     # sweep.algo.lr=[1e-4,3e-4,1e-3]: every combination x every seed (marl.sweep); sweep
     # structural choices (env, policy, comm, sizes) with a Hydra multirun (-m).
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 def register_configs() -> None:
@@ -260,6 +272,8 @@ DOMAINS = {  # the values with a domain; ``None`` passes (a default chosen elsew
     "num_seeds": AT_LEAST_ONE,
     "checkpoint_every_chunks": AT_LEAST_ONE,
     "keep_checkpoints": AT_LEAST_ONE,
+    "distributed.num_processes": AT_LEAST_ONE,
+    "distributed.process_id": NON_NEGATIVE,
     "env.num_envs": AT_LEAST_ONE,
     "env.observe_first": AT_LEAST_ONE,
     "algo.total_timesteps": AT_LEAST_ONE,
@@ -348,6 +362,10 @@ RESUMABLE = (
     "eval.gif_episodes",
     "checkpoint_every_chunks",
     "keep_checkpoints",
+    "distributed.coordinator_address",  # each process of a resumed run says where it is
+    "distributed.num_processes",
+    "distributed.process_id",
+    "distributed.auto",
 )
 
 

@@ -42,7 +42,13 @@ class Logger:
         total_updates: int,
         steps_per_update: int,
         start_update: int = 0,
+        enabled: bool = True,
     ):
+        """``enabled=False`` (processes other than 0 of a multi-process run): writes nothing."""
+        self.enabled = enabled
+        self.progress, self.wandb = None, None
+        if not enabled:
+            return
         self.run_dir = run_dir
         self.steps_per_update = steps_per_update
         self.update = start_update
@@ -56,7 +62,6 @@ class Logger:
         self.last: dict[str, Any] = {}
         self.last_eval: dict[str, Any] | None = None
         self.console_out = Console(soft_wrap=True)  # paths and commands stay on one line
-        self.wandb = None
         mode = wandb_mode(cfg.logger.wandb.mode)
         if mode != "disabled":
             import wandb
@@ -77,7 +82,6 @@ class Logger:
                 mode=mode,
                 config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True),
             )
-        self.progress = None
         if cfg.logger.progress:
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -94,12 +98,15 @@ class Logger:
         self.console(f"run directory: {run_dir}")
 
     def console(self, message: str) -> None:
-        self.console_out.print(message)
+        if self.enabled:
+            self.console_out.print(message)
 
     def log_updates(self, metrics: dict[str, np.ndarray], seconds: float) -> None:
         """Write one record per update of a chunk; ``metrics[k]`` is ``[updates, seeds, ...]``:
         scalars, vectors or matrices per seed (W&B gets matrices of the chunk's last update
         as heatmaps)."""
+        if not self.enabled:
+            return
         n = len(next(iter(metrics.values())))
         for i in range(n):
             self.update += 1
@@ -138,6 +145,8 @@ class Logger:
             self.console(f"update {self.update}/{self.total_updates}  {info}")
 
     def log_eval(self, results: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         out = self.run_dir / "eval"
         out.mkdir(exist_ok=True)
         with (out / "history.jsonl").open("a") as f:
@@ -182,6 +191,8 @@ class Logger:
 
     def close(self, write_summary: bool = False) -> None:
         """Stop the progress bar, close files and the W&B run; ``summary.json`` if finished."""
+        if not self.enabled:
+            return
         if write_summary:
             summary = {
                 "updates": self.update,

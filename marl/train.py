@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,15 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from marl import checkpoint, evaluate
+from marl import checkpoint, distributed, evaluate
 from marl.algos import ALGOS, RunningStats, actor_critic_loss, gae
 from marl.config import (
     SWEEPABLE,
     AlgoConfig,
     Config,
+    DistributedConfig,
     Returns,
+    load_run_config,
     resume_config,
     sweep_members,
     sweep_points,
@@ -394,24 +397,21 @@ def _episode_metrics(traj) -> dict[str, Array]:
 # --- the host loop ---------------------------------------------------------------------------
 
 
-def shard(state: TrainState, num_envs: int) -> TrainState:
-    """Put the environment axis (axis 1, after seeds) of the runner across local devices."""
-    devices = jax.local_devices()
-    if len(devices) == 1:
-        return state
+def shardings(state: TrainState, devices: list, num_envs: int) -> TrainState:
+    """Where each part of the (abstract) state lives: the environment batch (the runner's
+    environments, inputs and recurrent state; axis 1, after the seeds) split over ``devices``
+    (every process's), the rest replicated."""
     if num_envs % len(devices):
         raise ValueError(f"env.num_envs={num_envs} must be divisible by the {len(devices)} devices")
     mesh = Mesh(np.array(devices), ("envs",))
     replicated = NamedSharding(mesh, PartitionSpec())
     by_env = NamedSharding(mesh, PartitionSpec(None, "envs"))
-    runner = jax.tree.map(
-        lambda x: jax.device_put(
-            x, by_env if x.ndim >= 2 and x.shape[1] == num_envs else replicated
-        ),
-        state.runner,
+    runner = state.runner
+    batch = jax.tree.map(lambda _: by_env, (runner.env_state, runner.obs, runner.carry))
+    everything = jax.tree.map(lambda _: replicated, state)
+    return everything.replace(
+        runner=everything.runner.replace(env_state=batch[0], obs=batch[1], carry=batch[2])
     )
-    rest = jax.device_put(state.replace(runner=None), replicated)
-    return rest.replace(runner=runner)
 
 
 def _check_finite(state: TrainState, metrics: dict[str, Any], update: int) -> None:
@@ -420,7 +420,7 @@ def _check_finite(state: TrainState, metrics: dict[str, Any], update: int) -> No
         leaves = [
             x for x in jax.tree.leaves(getattr(state, name)) if jnp.issubdtype(x.dtype, jnp.inexact)
         ]
-        if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
+        if not all(np.isfinite(distributed.local(x)).all() for x in leaves):
             bad.append("parameters" if name == "params" else "method state")
     if bad:
         raise TrainingDiverged(f"non-finite {', '.join(bad)} by update {update}")
@@ -428,7 +428,7 @@ def _check_finite(state: TrainState, metrics: dict[str, Any], update: int) -> No
 
 def build(cfg: Config):
     """A run's environment, policy, ``Learner`` and initial state (seeds vmapped, envs sharded
-    over devices). A sweep's states are its configurations x seeds, configuration-major; each
+    over the devices of every process). A sweep's states are its configurations x seeds, configuration-major; each
     configuration's seeds are those of a run without the sweep."""
     env = make_env(cfg)
     points = sweep_points(cfg)
@@ -437,15 +437,19 @@ def build(cfg: Config):
             "host (PettingZoo) environments train one seed per run: set num_seeds=1 and "
             "sweep with a Hydra multirun (-m) instead of sweep.*"
         )
+    if is_host(env) and jax.process_count() > 1:
+        raise ValueError("host (PettingZoo) environments train in one process")
     policy = make_policy(cfg, env, num_updates(cfg))
     learner = Learner(cfg, env, policy)
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.num_seeds)
     keys = jnp.tile(keys, (len(points), 1))  # [P x S, 2]
     hyper = [learner.hyperparameters(p) for p in points for _ in range(cfg.num_seeds)]
     hyper = jax.tree.map(lambda *v: jnp.stack(v), *hyper)  # [P x S] each
-    state = jax.jit(jax.vmap(learner.init))(keys, hyper)
+    init = jax.vmap(learner.init)
     # A host batch lives in one Python process: its runner stays on one device.
-    return env, policy, learner, state if learner.host else shard(state, cfg.env.num_envs)
+    devices = jax.devices()[:1] if learner.host else jax.devices()
+    where = shardings(jax.eval_shape(init, keys, hyper), devices, cfg.env.num_envs)
+    return env, policy, learner, jax.jit(init, out_shardings=where)(keys, hyper)
 
 
 def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence[str] = ()) -> Path:
@@ -456,9 +460,26 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     run_dir, resuming = Path(cfg.resume or cfg.run_dir), cfg.resume is not None
     if resuming:
         cfg, changes = resume_config(run_dir, overrides)
+        trained_on = load_run_config(run_dir).distributed.num_processes or 1
     elif (run_dir / "config.yaml").exists():
         raise ValueError(f"{run_dir} already holds a run: continue it with resume={run_dir}")
+    launched = cfg.distributed.coordinator_address is not None or cfg.distributed.auto
+    if resuming and trained_on > 1 and not launched:
+        raise ValueError(
+            f"{run_dir} was trained on {trained_on} processes: resume it on as many (on each: "
+            f"resume={run_dir} distributed.coordinator_address=<host:port> "
+            f"distributed.num_processes={trained_on} distributed.process_id=<i>)"
+        )
+    distributed.initialize(cfg.distributed)
+    if resuming and trained_on != jax.process_count():
+        raise ValueError(
+            f"{run_dir} was trained on {trained_on} process(es): resume it on as many "
+            f"(this is one of {jax.process_count()})"
+        )
+    # The run's config records how many processes trained it, not where they ran.
+    cfg = replace(cfg, distributed=DistributedConfig(num_processes=jax.process_count()))
     env, policy, learner, state = build(cfg)  # validates everything before anything is written
+    primary = distributed.primary()  # process 0 writes the run's files; all save checkpoints
 
     total = learner.num_updates
     done = 0
@@ -477,12 +498,13 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
                 f"env-steps); to train it longer: resume={run_dir} algo.total_timesteps=<more>"
             )
             return run_dir
-        for change in changes:
+        for change in changes if primary else ():
             print(f"resume: {change}")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    if primary:
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
     # Every chunk runs the same jitted program (one compile per run): ``size`` updates, of
     # which the first ``n`` are done and the rest skipped (only the last chunk skips any).
@@ -492,7 +514,11 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
         lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(update, state)[1]
     )
 
-    @jax.jit
+    # The state keeps its layout; the metrics come back whole to every process.
+    where = jax.tree.map(lambda x: x.sharding, state)
+    replicated = NamedSharding(jax.tree.leaves(where)[0].mesh, PartitionSpec())
+
+    @partial(jax.jit, out_shardings=(where, replicated))
     def run_chunk(state: TrainState, n: Array):
         def step(s, i):
             return jax.lax.cond(i < n, update, lambda s: (s, no_metrics), s)
@@ -500,7 +526,7 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
         return jax.lax.scan(step, state, jnp.arange(size))
 
     evaluator = evaluate.Evaluator(cfg, env, policy, run_dir / "eval", total)
-    logger = Logger(cfg, run_dir, total, learner.steps_per_update, start_update=done)
+    logger = Logger(cfg, run_dir, total, learner.steps_per_update, done, enabled=primary)
     finished, chunks = False, 0
     try:
         while done < total:
@@ -510,14 +536,15 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
             n = min(size, total - done)
             t0 = time.perf_counter()
             new_state, metrics = run_chunk(state, jnp.int32(n))
-            metrics = {k: v[:n] for k, v in jax.device_get(metrics).items()}
+            metrics = {k: distributed.local(v)[:n] for k, v in metrics.items()}
             _check_finite(new_state, metrics, done + n)
             state, done, chunks = new_state, done + n, chunks + 1
             logger.log_updates(metrics, time.perf_counter() - t0)
             last, boundary = done == total, math.ceil(done / size)
-            if last or (cfg.eval.every_chunks and boundary % cfg.eval.every_chunks == 0):
-                tag = f"update_{done}"
-                logger.log_eval(evaluator(state, gif=last or cfg.eval.gif_episodes > 0, tag=tag))
+            evaluating = last or (cfg.eval.every_chunks and boundary % cfg.eval.every_chunks == 0)
+            if evaluating and primary:
+                tag, gif = f"update_{done}", last or cfg.eval.gif_episodes > 0
+                logger.log_eval(evaluator(held_whole(state), gif=gif, tag=tag))
             if last or boundary % cfg.checkpoint_every_chunks == 0:
                 ckpt.save(done, state)
         else:
@@ -535,9 +562,27 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     finally:
         ckpt.close()
         logger.close(write_summary=finished)
-    if finished and sweep_members(cfg):
+    if finished and primary and sweep_members(cfg):
         print(f"sweep: {write_points(run_dir, cfg)}, {run_dir / 'points'}")
     return run_dir
+
+
+def held_whole(state: TrainState) -> TrainState:
+    """What evaluation needs (parameters, method state, observation statistics, update) as
+    local arrays: process 0 evaluates alone while the others go on."""
+    if jax.process_count() == 1:
+        return state
+    norm = jax.tree.map(distributed.local, state.runner.norm)
+    return TrainState(
+        params=jax.tree.map(distributed.local, state.params),
+        method_state=jax.tree.map(distributed.local, state.method_state),
+        opt_state=None,
+        runner=Runner(None, None, None, norm),
+        value_norm=None,
+        key=None,
+        update=distributed.local(state.update),
+        hyper=None,
+    )
 
 
 def _resume_command(run_dir: Path) -> str:
