@@ -33,9 +33,10 @@ def updates(run: Path) -> list[int]:
     return [json.loads(line)["update"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def wandb_steps(run: Path) -> list[int]:
-    """The history steps in every offline W&B segment of a run (its ``.wandb`` record logs:
-    a 7-byte header, then 32 KiB blocks of records, each with a 7-byte header)."""
+def wandb_steps(run: Path, key: str = "loss/total") -> list[int]:
+    """The steps of the history rows that hold ``key`` (default: the rows of updates), in every
+    offline W&B segment of a run (its ``.wandb`` record logs: a 7-byte header, then 32 KiB
+    blocks of records, each with a 7-byte header)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     steps = []
@@ -52,7 +53,8 @@ def wandb_steps(run: Path) -> list[int]:
             if kind in (1, 4):  # a full record, or the last piece of one
                 record = pb.Record.FromString(buf)
                 if record.WhichOneof("record_type") == "history":
-                    steps.append(record.history.step.num)
+                    keys = {i.key or "/".join(i.nested_key) for i in record.history.item}
+                    steps += [record.history.step.num] if key in keys else []
                 buf = b""
     return steps
 
@@ -91,8 +93,9 @@ def test_ctrl_c_then_resume_counts_each_update_once(tmp_path):
     resumed = train(compose_config([f"resume={run}"]))
     straight = train(compose_config([*length, f"run_dir={tmp_path / 'straight'}"]))
     assert updates(resumed) == list(range(1, 401))
-    steps = wandb_steps(run)
-    assert sorted(steps) == sorted(set(steps)) and max(steps) == 400 * 32
+    assert sorted(wandb_steps(run)) == [32 * u for u in range(1, 401)]  # each update once
+    evals = wandb_steps(run, "eval/deterministic/return")  # and each evaluation once
+    assert sorted(evals) == sorted(set(evals)) and max(evals) == 400 * 32
     a, b = (Checkpointer(r / "checkpoints", 3).load()["params"] for r in (resumed, straight))
     jax.tree.map(np.testing.assert_array_equal, a, b)
 

@@ -3,7 +3,7 @@ Predator-Prey (PP), Predator-Capture-Prey (PCP), cooperative navigation (spread 
 cooperative communication (reference) and SMAX (3m, 5m_vs_6m; the ``bench`` extra).
 
     python experiments/commformer/run.py train --tasks pp pcp [--methods ...] [--seeds 5]
-        [--steps 500000]
+        [--steps 500000] [--suffix -1M]
     python experiments/commformer/run.py report
 
 ``train`` runs each method as one training run of ``--seeds`` vmapped seeds through the real
@@ -168,12 +168,13 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS)[:4])
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=500_000, help="env-steps per seed")
+    p.add_argument("--suffix", default="", help="runs into runs/<task><suffix>/ (another budget)")
     a = p.parse_args()
     if a.what == "report":
         return report()
     for task in a.tasks:
         for m in a.methods:
-            train_run(RUNS / task / m, overrides(m, task, a.seeds, a.steps))
+            train_run(RUNS / f"{task}{a.suffix}" / m, overrides(m, task, a.seeds, a.steps))
 
 
 if __name__ == "__main__":
