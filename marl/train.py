@@ -407,7 +407,11 @@ def shardings(state: TrainState, devices: list, num_envs: int) -> TrainState:
     replicated = NamedSharding(mesh, PartitionSpec())
     by_env = NamedSharding(mesh, PartitionSpec(None, "envs"))
     runner = state.runner
-    batch = jax.tree.map(lambda _: by_env, (runner.env_state, runner.obs, runner.carry))
+
+    def place(x):  # a leaf of the batch: [S, num_envs, ...], or shared by the envs
+        return by_env if x.ndim >= 2 and x.shape[1] == num_envs else replicated
+
+    batch = jax.tree.map(place, (runner.env_state, runner.obs, runner.carry))
     everything = jax.tree.map(lambda _: replicated, state)
     return everything.replace(
         runner=everything.runner.replace(env_state=batch[0], obs=batch[1], carry=batch[2])
