@@ -93,7 +93,7 @@ def compare(
         m: np.asarray(s, np.float64).reshape(len(s), -1) for m, s in scores.items()
     }
     iqm, iqm_ci = rly.get_interval_estimates(
-        table, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps, random_state=_seeded()
+        table, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
     )
     out = {
         m: {
@@ -107,16 +107,9 @@ def compare(
     pairs = {f"{a} > {b}": (table[a], table[b]) for a, b in pairs if {a, b} <= set(table)}
     improvement = {}
     if pairs:
-        p, ci = rly.get_interval_estimates(
-            pairs, metrics.probability_of_improvement, reps=reps, random_state=_seeded()
-        )
+        p, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
         improvement = {k: {"p": float(p[k]), "ci": np.ravel(ci[k]).tolist()} for k in pairs}
     return {"methods": out, "probability_of_improvement": improvement}
-
-
-def _seeded() -> np.random.RandomState:
-    """The bootstrap's random state: the same scores give the same table."""
-    return np.random.RandomState(0)
 
 
 def markdown(result: dict, extra: dict[str, dict[str, str]] | None = None) -> list[str]:
