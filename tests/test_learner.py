@@ -51,6 +51,7 @@ POLICIES = {
     "hammer-actions": ["policy=hammer", "comm=messenger", "comm.sees_actions=true"],
     # symbols re-quantised at update time with the rollout's codebook (EMA, restarts)
     "vq": ["env=speaker_listener", "comm=vq", "comm.seq_len=2"],
+    "vq-unit-codes-head": ["comm=vq", "comm.normalise=true", "policy.head_hidden=[8]"],
     # sampled symbol sequences (stored) decide the moves; one a2c step per rollout
     "aim": [
         "experiment=aim_pd",

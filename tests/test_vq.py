@@ -13,9 +13,11 @@ import pytest
 
 from marl.checkpoint import Checkpointer
 from marl.comm.symbols import fit_power_law, mutual_information, symbol_statistics
-from marl.comm.vq import VQChannel, VQConfig, make_vq
-from marl.policies import Context
+from marl.comm.vq import VQChannel, VQConfig, make_vq, unit
+from marl.policies import Context, Observation, make_policy
+from marl.rollout import make_env
 from marl.train import train
+from tests.conftest import compose_config
 
 N, H = 3, 6
 CTX = Context.at(0, 1)
@@ -50,15 +52,17 @@ def update(module, variables, h, key=3):
     return out, aux, state
 
 
-@pytest.mark.parametrize("ema", [True, False])
-def test_messages_are_codes_and_the_straight_through_gradient_reaches_the_sender(ema):
+@pytest.mark.parametrize("ema,normalise", [(True, False), (False, False), (True, True)])
+def test_messages_are_codes_and_the_straight_through_gradient_reaches_the_sender(ema, normalise):
     module, variables = channel(
-        ema=ema, codebook_size=4, code_dim=2, seq_len=2, restart_threshold=0
+        ema=ema, normalise=normalise, codebook_size=4, code_dim=2, seq_len=2, restart_threshold=0
     )
     h = jax.random.normal(jax.random.PRNGKey(4), (7, N, H))
     out, _, aux = module.apply(variables, h, None, CTX)
     heard = out[..., H:].reshape(7, N, N - 1, 2, 2)  # [B, receiver, sender, L, D]
-    book = np.asarray(codebook(variables))
+    book = np.asarray(unit(codebook(variables)) if normalise else codebook(variables))
+    if normalise:  # the codes are sent at unit length
+        np.testing.assert_allclose(np.linalg.norm(heard, axis=-1), 1.0, rtol=1e-6)
     distance = np.abs(np.asarray(heard)[..., None, :] - book).sum(-1).min(-1)
     assert distance.max() == 0.0  # every message vector is exactly one of the K codes
     one_hot = np.asarray(aux["symbols"])  # [B, N, L, K]
@@ -115,6 +119,29 @@ def test_ema_codebook_moves_toward_its_encodings_and_dead_codes_restart():
         for k in dead:
             assert np.abs(enc - book1[k]).sum(-1).min() < 1e-5
         np.testing.assert_allclose(np.asarray(state["method_state"]["usage"])[dead], 1 / 8)
+
+
+@pytest.mark.parametrize("head_hidden", ["[]", "[8]"])
+def test_heard_symbols_interact_with_the_receivers_features_only_through_a_head(head_hidden):
+    """Without ``policy.head_hidden`` a message only shifts the listener's logits (their
+    derivative in the speaker's input does not depend on the listener's observation); with a
+    hidden head layer it does, so the listener can act on what it hears *and* sees."""
+    overrides = ["env=speaker_listener", "comm=vq", f"policy.head_hidden={head_hidden}"]
+    cfg = compose_config(overrides)
+    env = make_env(cfg)
+    policy = make_policy(cfg, env, num_updates=1)
+    _, ts = env.reset(jax.random.PRNGKey(0))
+    obs = Observation.from_timestep(ts, jnp.array(True))
+    params, method_state = policy.init(jax.random.PRNGKey(1), obs)
+    carry = policy.initial_carry(())
+
+    def listener_logits(speaker_obs, listener_obs):
+        variables = {**params, **method_state}
+        both = obs.replace(obs=jnp.stack([speaker_obs, listener_obs]))
+        return policy.net.apply(variables, carry, both, CTX)[1][1].sum()
+
+    mixed = jax.jit(jax.jacfwd(jax.grad(listener_logits), argnums=1))(*ts.obs)  # [obs, obs]
+    assert (np.abs(np.asarray(mixed)).max() > 1e-6) == (head_hidden != "[]")
 
 
 def test_bad_vq_configs_are_refused():

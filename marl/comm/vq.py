@@ -16,6 +16,10 @@ own features before the action head.
   VQ-VAE-2; it moves at every optimiser step, from the minibatch's encodings.
 - Dead codes (``ema=true``): a code whose moving-average share of the assignments falls below
   ``restart_threshold`` is restarted at a random encoding of the current minibatch.
+- ``normalise=true``: encodings and codes are scaled to unit length before quantising
+  (nearest by cosine similarity, as in ViT-VQGAN, Yu et al. 2022), so messages keep their
+  size: without it the commitment loss can shrink the encodings and the codes they pull to
+  a scale at which receivers hardly tell the symbols apart.
 - Symbols are re-quantised at update time (the channel is deterministic: with the parameters
   and codebook of the rollout the update sends the same symbols, so the PPO ratio is exactly 1
   at the first minibatch). While acting, ``aux["symbols"]`` holds the one-hot symbols ``[...,
@@ -48,6 +52,7 @@ class VQConfig(CommConfig):
     ema: bool = True  # codebook by moving averages (in the method state), not by gradient
     ema_decay: float = 0.99
     restart_threshold: float = 1e-3  # ema: restart codes below this share of assignments; 0: never
+    normalise: bool = False  # unit-length encodings and codes (quantise by cosine similarity)
 
 
 def quantise(z_e: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -56,6 +61,11 @@ def quantise(z_e: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]
     d2 = jnp.sum(z_e**2, -1, keepdims=True) - 2 * z_e @ codebook.T + jnp.sum(codebook**2, -1)
     symbols = jnp.argmin(d2, -1)  # [...]
     return symbols, codebook[symbols] + (z_e - jax.lax.stop_gradient(z_e))
+
+
+def unit(x: jax.Array) -> jax.Array:
+    """``x`` scaled to unit length along its last axis."""
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x**2, -1, keepdims=True), 1e-12))
 
 
 def uniform_codebook(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
@@ -84,6 +94,8 @@ class VQChannel(nn.Module):
         else:
             book = self.param("codebook", uniform_codebook, (k, d))
         z_e = rows(dense(c.seq_len * d, 1.0), h).reshape(*h.shape[:-1], c.seq_len, d)
+        if c.normalise:
+            z_e, book = unit(z_e), unit(book)
         symbols, z_q = quantise(z_e, book)  # [..., N, L], [..., N, L, D]
         message = z_q.reshape(*h.shape[:-1], c.seq_len * d)
         others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int32)

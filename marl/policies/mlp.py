@@ -36,6 +36,9 @@ from marl.policies.base import (
 class MLPConfig(PolicyConfig):
     name: str = "mappo"  # ippo: critic on the own observation; otherwise on the global state
     actor_hidden: list[int] = field(default_factory=lambda: [64, 64], metadata=WIDTHS)
+    # hidden layers of the head, after the channel: what an agent hears can then interact
+    # with its own features (with none, messages only shift the action logits)
+    head_hidden: list[int] = field(default_factory=list, metadata=WIDTHS)
     critic_hidden: list[int] = field(default_factory=lambda: [64, 64], metadata=WIDTHS)
     activation: Activation = Activation.tanh
     share_parameters: bool = True  # one network for all agents
@@ -83,8 +86,8 @@ class ActorCriticNet(nn.Module):
         share = c.share_parameters
         torso = {"activation": c.activation, "gru_size": gru}
         self.encoder = PerAgent({"hidden": tuple(c.actor_hidden), **torso}, self.num_agents, share)
-        head = {"hidden": (), "out_dim": self.action_dim, "out_scale": 0.01}
-        self.head = PerAgent(head, self.num_agents, share)
+        head = {"hidden": tuple(c.head_hidden), "out_dim": self.action_dim, "out_scale": 0.01}
+        self.head = PerAgent({**head, "activation": c.activation}, self.num_agents, share)
         # A shared centralised critic sees one global state for all agents: its first layer
         # runs once, and agent ids enter as a learned vector per agent (MLP.agent_ids).
         self.fused_ids = self.centralised and share and c.agent_id and len(c.critic_hidden) > 0
