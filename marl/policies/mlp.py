@@ -3,11 +3,13 @@ communication slot between the actor's encoder and its head.
 
 The actor is encoder -> channel -> head: the encoder (MLP, then a GRU if recurrent) runs
 per agent, the channel (``comm=...``, ``marl.comm``) sees every agent's features at once,
-and a linear head per agent gives the action logits (or Gaussian means). With ``comm=none``
-it is the plain IPPO/MAPPO actor. IPPO's critic sees the agent's own observation, MAPPO's
-the global state. With ``centralised_actor`` the actor sees the global state too (with the
-agent id): one network maps the state to every agent's action, a centralised policy. With parameter sharing one network serves all agents (plus an agent-id
-one-hot, optionally); without it each agent has its own weights (``nn.vmap`` over agents).
+and a head per agent (linear, or an MLP with ``head_hidden``) gives the action logits (or
+Gaussian means). With ``comm=none`` it is the plain IPPO/MAPPO actor. IPPO's critic sees
+the agent's own observation, MAPPO's the global state. With ``centralised_actor`` the actor
+sees the global state too (with the agent id): one network maps the state to every agent's
+action, a centralised policy. With parameter sharing one network serves all agents (plus an
+agent-id one-hot, optionally); without it each agent has its own weights (``nn.vmap`` over
+agents).
 """
 
 from __future__ import annotations
