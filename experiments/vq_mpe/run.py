@@ -50,7 +50,12 @@ from marl.compare import (
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"
 EPISODES = 100
-TASKS = {"speaker_listener": "env=speaker_listener", "reference": "env=reference"}
+TASKS = {
+    "speaker_listener": ["env=speaker_listener"],
+    "reference": ["env=reference"],
+    # the original MPE's reward (every agent gets the team's); see the README
+    "reference_team": ["env=reference", "+env.options.local_ratio=0.0"],
+}
 SETTINGS = ["env.num_envs=64", "algo.lr=2e-3", "policy.head_hidden=[64,64]"]
 METHODS = {
     "none": ["comm=none", "+env.options.mute=true"],
@@ -61,7 +66,7 @@ METHODS = {
 
 def overrides(task: str, algo: str, method: str, seeds: int, steps: int) -> list[str]:
     return [
-        TASKS[task],
+        *TASKS[task],
         f"policy={algo}",
         *SETTINGS,
         *METHODS[method],
