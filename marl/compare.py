@@ -24,9 +24,10 @@ def command_line(run_dir: Path, overrides: list[str]) -> str:
     return f"python scripts/train.py {' '.join(overrides)} run_dir={run_dir.relative_to(ROOT)}"
 
 
-def train_run(run_dir: Path, overrides: list[str]) -> Path:
+def train_run(run_dir: Path, overrides: list[str], stop_after_chunks: int | None = None) -> Path:
     """Train ``overrides`` into ``run_dir`` unless a finished run (``summary.json``) is there
-    (an interrupted one is resumed); the exact command goes to ``command.txt``."""
+    (an interrupted one is resumed), for at most ``stop_after_chunks`` chunks in this call;
+    the exact command goes to ``command.txt``."""
     from hydra import compose, initialize_config_dir
 
     from marl.config import CONFIG_DIR, register_configs, to_config
@@ -39,7 +40,7 @@ def train_run(run_dir: Path, overrides: list[str]) -> Path:
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         cfg = compose("config", overrides=[*overrides, f"run_dir={run_dir}", *resume])
     print(command_line(run_dir, overrides), flush=True)
-    train(to_config(cfg))
+    train(to_config(cfg), stop_after_chunks)
     (run_dir / "command.txt").write_text(command_line(run_dir, overrides) + "\n")
     return run_dir
 

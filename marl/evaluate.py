@@ -194,28 +194,17 @@ class Evaluator:
         frames per second): JAX environments from the recorded states, host ones through their
         ``rgb_array`` render."""
         n = self.cfg.eval.gif_episodes
-        ctx = jax.vmap(lambda u: Context.at(u, self.num_updates, training=False))(update)
-        key = jax.random.PRNGKey(10_000)[None]
-
-        def play(venv, horizon: int, record: bool):
-            run = partial(run_episodes, self.policy, venv, params, method_state, norm, key, ctx)
-            return jax.jit(lambda: run(True, horizon, record=record, record_states=record))()
-
         if self.host:
             venv = make_env(self.cfg, n, film_fps=GIF_FPS)
             if "rgb_array" not in venv.envs[0].metadata.get("render_modes", ()):
                 raise ValueError(f"{venv.name} has no rgb_array render: set eval.gif_episodes=0")
-            play(batched(venv, n), HOST_HORIZON, record=False)
+            self._play(batched(venv, n), HOST_HORIZON, False, params, method_state, norm, update)
             fps, every = venv.render_fps, venv.film_every
             frames = [frame for film in venv.frames for frame in film]
             venv.close()
         else:
-            env = self.env
-            venv = VecEnv(EpisodeStats(env), n)  # no auto-reset: the last frame ends the episode
-            episodes = jax.tree.map(
-                lambda x: np.asarray(x[0]), play(venv, int(env.max_steps), True)[1]
-            )
-            fps, every = env.render_fps, max(1, round(env.render_fps / GIF_FPS))
+            venv, episodes = self.record(params, method_state, norm, update, n)
+            fps, every = self.env.render_fps, max(1, round(self.env.render_fps / GIF_FPS))
             frames = []
             for i in range(n):
                 length = int(episodes.valid[:, i].sum())
@@ -229,6 +218,21 @@ class Evaluator:
         path = self.out_dir / f"{tag}.gif"
         iio.imwrite(path, np.stack(frames), duration=1000 * every / fps, loop=0)
         return path
+
+    def record(self, params, method_state, norm, update, n: int) -> tuple[VecEnv, Episodes]:
+        """``n`` deterministic episodes of the first seed (arguments with a seed axis of 1) of
+        a JAX environment, every step's environment state recorded: (the ``n`` environments,
+        the ``Episodes`` ``[T, n, ...]`` as numpy arrays; ``valid`` marks each one's steps)."""
+        venv = VecEnv(EpisodeStats(self.env), n)  # no auto-reset: the last frame ends the episode
+        horizon = int(self.env.max_steps)
+        episodes = self._play(venv, horizon, True, params, method_state, norm, update)[1]
+        return venv, jax.tree.map(lambda x: np.asarray(x[0]), episodes)
+
+    def _play(self, venv, horizon: int, record: bool, params, method_state, norm, update):
+        ctx = jax.vmap(lambda u: Context.at(u, self.num_updates, training=False))(update)
+        key = jax.random.PRNGKey(10_000)[None]
+        run = partial(run_episodes, self.policy, venv, params, method_state, norm, key, ctx)
+        return jax.jit(lambda: run(True, horizon, record=record, record_states=record))()
 
 
 def format_table(results: dict[str, Any]) -> str:

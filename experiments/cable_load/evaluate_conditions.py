@@ -52,21 +52,50 @@ def conditions(fail: bool) -> dict[str, dict]:
     return table
 
 
-def format_table(title: str, results: dict) -> list[str]:
+def format_table(
+    title: str, results: dict, stats: dict = STATS, what: str = "condition"
+) -> list[str]:
+    """``results``: row -> ``scripts/evaluate.py``'s results; ``stats``: as ``STATS``."""
     lines = [
         title,
         "",
-        "| condition | actions | " + " | ".join(col for col, _ in STATS.values()) + " |",
-        "| --- | --- | " + " | ".join("---:" for _ in STATS) + " |",
+        f"| {what} | actions | " + " | ".join(col for col, _ in stats.values()) + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in stats) + " |",
     ]
     for name, res in results.items():
         for mode in ("deterministic", "stochastic"):
             cells = [
                 f"{fmt.format(res[mode][k][0])} ± {fmt.format(res[mode][k][1])}"
-                for k, (_, fmt) in STATS.items()
+                for k, (_, fmt) in stats.items()
             ]
             lines.append(f"| {name} | {mode} | " + " | ".join(cells) + " |")
     return lines
+
+
+def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
+    """Every condition on ``run``'s latest checkpoint -> condition -> ``scripts/evaluate.py``'s
+    results; also ``run/eval/conditions.md`` and ``.json``."""
+    cfg = load_run_config(run)
+    results = {}
+    for i, (name, options) in enumerate(conditions(fail).items()):
+        tag = f"condition_{i}"
+        overrides = [f"env_options.{k}={json.dumps(v)}" for k, v in options.items()]
+        evaluate_main(
+            [f"run={run}", f"episodes={episodes}", "gif_episodes=1", f"tag={tag}", *overrides]
+        )
+        results[name] = json.loads((run / "eval" / f"{tag}.json").read_text())
+
+    checkpoint = next(iter(results.values()))["checkpoint"]
+    title = (
+        f"{cfg.env.name} {cfg.env.options}, checkpoint {checkpoint}, "
+        f"{episodes} episodes per seed, condition and mode (mean ± 95% CI)"
+    )
+    lines = format_table(title, results)
+    out = run / "eval" / "conditions"
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    print("\n".join(lines))
+    return results
 
 
 def main() -> None:
@@ -75,27 +104,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--fail", action="store_true")
     args = parser.parse_args()
-    run = Path(args.run)
-    cfg = load_run_config(run)
-    results = {}
-    for i, (name, options) in enumerate(conditions(args.fail).items()):
-        tag = f"condition_{i}"
-        overrides = [f"env_options.{k}={json.dumps(v)}" for k, v in options.items()]
-        evaluate_main(
-            [f"run={run}", f"episodes={args.episodes}", "gif_episodes=1", f"tag={tag}", *overrides]
-        )
-        results[name] = json.loads((run / "eval" / f"{tag}.json").read_text())
-
-    checkpoint = next(iter(results.values()))["checkpoint"]
-    title = (
-        f"{cfg.env.name} {cfg.env.options}, checkpoint {checkpoint}, "
-        f"{args.episodes} episodes per condition and mode (mean ± 95% CI)"
-    )
-    lines = format_table(title, results)
-    out = run / "eval" / "conditions"
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    print("\n".join(lines))
+    evaluate(Path(args.run), args.episodes, args.fail)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+"""The cable team's robustness table: does learned communication make 4 MAVs more robust
+than observing the load alone?
+
+    python experiments/cable_load/team.py train [--methods ...] [--seeds 3]
+        [--steps 40000000] [--chunks K]
+    python experiments/cable_load/team.py report [--episodes 100]
+
+Each method trains ``--seeds`` vmapped seeds on ``cable_load/hover4`` into ``team/<method>/``
+(a finished run is reused, an interrupted one resumed; ``--chunks K`` stops each run after K
+more of its 20 chunks, so that a run can be split across time-limited sessions). All share
+the 2-core CPU settings of ``README.md`` (``CPU``: 256 envs, [128, 128] ELU networks,
+lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5e-5 / 1e-4).
+
+- ``mappo_nominal``: MAPPO without communication, trained on the nominal task
+  (``experiment=cable_hover``, 4 MAVs).
+- ``mappo``: the same, trained failure- and push-aware (``experiment=cable_team``: a MAV fails
+  at a random step in half the episodes; a push of up to 20% of the load's weight).
+- ``vq``, ``hammer``, ``commformer``: each communication method, trained failure- and
+  push-aware, with messages carrying what an agent cannot see (the other MAVs' states).
+
+``report`` evaluates every finished run under each condition of ``evaluate_conditions.py``
+(``--fail``: nominal, load mass ±30%, a 15% push, the heterogeneous member, one MAV lost at
+5 s in both failure models; ``--episodes`` greedy and sampled episodes per seed) and writes
+``team.md`` / ``team.json``: success and final errors per condition and method, mean ± 95% CI
+over all episodes, and the per-seed success rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from evaluate_conditions import evaluate
+
+from marl.compare import train_run
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "team"
+CPU = [
+    "env.num_envs=256",
+    "logger.num_chunks=20",
+    "eval.every_chunks=5",
+    "keep_checkpoints=1",
+    "logger.wandb.mode=disabled",
+    "logger.progress=false",
+]
+MLP = [
+    "policy.actor_hidden=[128,128]",
+    "policy.critic_hidden=[128,128]",
+    "algo.lr=3e-4",
+    "algo.groups={actor:{lr:3e-4},critic:{lr:5e-4}}",
+]
+METHODS = {
+    "mappo_nominal": ["experiment=cable_hover", "env.name=cable_load/hover4", *MLP],
+    "mappo": ["experiment=cable_team", *MLP],
+    "vq": ["experiment=cable_team", "comm=vq", "comm.normalise=true", *MLP],
+    "hammer": [
+        "experiment=cable_team",
+        "policy=hammer",
+        "comm=messenger",
+        "policy.activation=elu",
+        *MLP,
+    ],
+    "commformer": ["experiment=cable_team_commformer", "algo.lr=3e-4"],
+}
+# table columns: statistic -> (heading, format)
+COLUMNS = {
+    "success": ("success", "{:.0%}"),
+    "position_error": ("final position error (m)", "{:.3f}"),
+    "orientation_error_deg": ("final orientation error (deg)", "{:.1f}"),
+}
+
+
+def report(episodes: int) -> None:
+    done = {m: RUNS / m for m in METHODS if (RUNS / m / "summary.json").exists()}
+    results = {}
+    for method, run in done.items():
+        saved = run / "eval" / "conditions.json"
+        results[method] = (
+            json.loads(saved.read_text()) if saved.exists() else evaluate(run, episodes, fail=True)
+        )
+    lines = [f"# Cable team, 4 MAVs: greedy episodes ({episodes} per seed), mean ± 95% CI", ""]
+    for method, run in done.items():
+        lines.append(f"- `{method}`: `{(run / 'command.txt').read_text().strip()}`")
+    for stat, (heading, fmt) in COLUMNS.items():
+        lines += ["", f"## {heading}", "", "| condition | " + " | ".join(done) + " |"]
+        lines.append("| --- |" + " ---: |" * len(done))
+        for condition in next(iter(results.values()), {}):
+            cells = []
+            for method in done:
+                res = results[method][condition]["deterministic"]
+                (mean, ci), seeds = res[stat], res["per_seed"][stat]
+                each = ", ".join(fmt.format(s) for s in seeds) if stat == "success" else ""
+                cells.append(
+                    f"{fmt.format(mean)} ± {fmt.format(ci)}" + (f" ({each})" if each else "")
+                )
+            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    (HERE / "team.json").write_text(json.dumps(results, indent=2))
+    (HERE / "team.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("what", choices=["train", "report"])
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=40_000_000, help="env-steps per seed")
+    p.add_argument("--chunks", type=int, default=None, help="stop each run after this many")
+    p.add_argument("--episodes", type=int, default=100, help="report: episodes per seed")
+    a = p.parse_args()
+    if a.what == "report":
+        return report(a.episodes)
+    for m in a.methods:
+        run = [*METHODS[m], *CPU, f"algo.total_timesteps={a.steps}", f"num_seeds={a.seeds}"]
+        train_run(RUNS / m, run, a.chunks)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
