@@ -10,6 +10,7 @@ A method's runs are one run directory with vmapped seeds, or one directory per s
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +94,10 @@ def compare(
     table = {  # [seeds, tasks]
         m: np.asarray(s, np.float64).reshape(len(s), -1) for m, s in scores.items()
     }
-    iqm, iqm_ci = rly.get_interval_estimates(
-        table, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
-    )
+    with _fixed_numpy_seed():
+        iqm, iqm_ci = rly.get_interval_estimates(
+            table, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
+        )
     out = {
         m: {
             "seeds": table[m].tolist() if table[m].shape[1] > 1 else table[m][:, 0].tolist(),
@@ -108,9 +110,22 @@ def compare(
     pairs = {f"{a} > {b}": (table[a], table[b]) for a, b in pairs if {a, b} <= set(table)}
     improvement = {}
     if pairs:
-        p, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
+        with _fixed_numpy_seed():
+            p, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
         improvement = {k: {"p": float(p[k]), "ci": np.ravel(ci[k]).tolist()} for k in pairs}
     return {"methods": out, "probability_of_improvement": improvement}
+
+
+@contextmanager
+def _fixed_numpy_seed(seed: int = 0):
+    """rliable's stratified bootstrap draws from NumPy's global generator (whatever its
+    ``random_state`` says): seed it, so that a report is the same every time, and put it back."""
+    saved = np.random.get_state()  # noqa: NPY002  (the generator rliable uses)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
 
 
 def markdown(result: dict, extra: dict[str, dict[str, str]] | None = None) -> list[str]:

@@ -53,8 +53,9 @@ EPISODES = 100
 TASKS = {
     "speaker_listener": ["env=speaker_listener"],
     "reference": ["env=reference"],
-    # the original MPE's reward (every agent gets the team's); see the README
-    "reference_team": ["env=reference", "+env.options.local_ratio=0.0"],
+    # the original MPE's reward (every agent gets the team's), and the channel on the
+    # observation (no actor layers before it, the [64, 64] head after it); see the README
+    "reference_team": ["env=reference", "+env.options.local_ratio=0.0", "policy.actor_hidden=[]"],
 }
 SETTINGS = ["env.num_envs=64", "algo.lr=2e-3", "policy.head_hidden=[64,64]"]
 METHODS = {
