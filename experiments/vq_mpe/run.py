@@ -1,5 +1,6 @@
 """The VQ symbol channel on the MPE communication tasks (``mpe/speaker_listener``,
-``mpe/reference``) with MAPPO and IPPO, against no communication.
+``mpe/reference`` with PettingZoo's reward and, as ``reference_team``, with the original
+MPE's team reward) with MAPPO and IPPO, against no communication.
 
     python experiments/vq_mpe/run.py train [--tasks ...] [--algos ...] [--methods ...]
         [--seeds 5] [--steps 10000000]
@@ -10,7 +11,8 @@ settings) changed in three ways (``SETTINGS``), the same for all methods: 64 env
 (annealed), and two hidden layers after the channel (``policy.head_hidden=[64,64]``), where
 what an agent hears meets what it sees. With JaxMARL's settings (16 envs, lr 2.5e-4, a
 linear head) nothing learned to communicate in 1M-4M env-steps, not even a centralised actor
-that sees the goal (see the README).
+that sees the goal (see the README). On ``reference_team`` the actor has no layers before the
+channel (``policy.actor_hidden=[]``), for both methods.
 
 - ``none``: no communication at all: the environment's own words are muted
   (``env.options.mute=true``: spoken, never heard), ``comm=none``.
