@@ -78,9 +78,9 @@ def report(episodes: int) -> None:
     results = {}
     for method, run in done.items():
         saved = run / "eval" / "conditions.json"
-        results[method] = (
-            json.loads(saved.read_text()) if saved.exists() else evaluate(run, episodes, fail=True)
-        )
+        old = json.loads(saved.read_text()) if saved.exists() else {}
+        same = old and all(r["episodes_per_seed"] == episodes for r in old.values())
+        results[method] = old if same else evaluate(run, episodes, fail=True)
     lines = [f"# Cable team, 4 MAVs: greedy episodes ({episodes} per seed), mean ± 95% CI", ""]
     for method, run in done.items():
         lines.append(f"- `{method}`: `{(run / 'command.txt').read_text().strip()}`")
