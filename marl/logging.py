@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import signal
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,25 @@ def wandb_mode(mode: WandbMode) -> str:
     except (FileNotFoundError, netrc.NetrcParseError):
         logged_in = False
     return "online" if logged_in else "offline"
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM until the block has run, then deliver them: a logged update reaches
+    ``metrics.jsonl`` and W&B both or neither, so a resume sends W&B each update once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, lambda sig, _: caught.append(sig)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
 
 
 class Logger:
@@ -101,6 +124,7 @@ class Logger:
         if self.enabled:
             self.console_out.print(message)
 
+    @interrupts_deferred()
     def log_updates(self, metrics: dict[str, np.ndarray], seconds: float) -> None:
         """Write one record per update of a chunk; ``metrics[k]`` is ``[updates, seeds, ...]``:
         scalars, vectors or matrices per seed (W&B gets matrices of the chunk's last update
@@ -144,6 +168,7 @@ class Logger:
         else:
             self.console(f"update {self.update}/{self.total_updates}  {info}")
 
+    @interrupts_deferred()
     def log_eval(self, results: dict[str, Any]) -> None:
         if not self.enabled:
             return

@@ -22,6 +22,7 @@ import pytest
 
 from marl.checkpoint import Checkpointer, CheckpointError
 from marl.cli import evaluate_main
+from marl.logging import Logger
 from marl.train import train
 from tests.conftest import TINY, compose_config
 
@@ -98,6 +99,30 @@ def test_ctrl_c_then_resume_counts_each_update_once(tmp_path):
     assert sorted(evals) == sorted(set(evals)) and max(evals) == 400 * 32
     a, b = (Checkpointer(r / "checkpoints", 3).load()["params"] for r in (resumed, straight))
     jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_ctrl_c_while_logging_reaches_both_logs_or_neither(tmp_path):
+    """A Ctrl-C that lands between an update's line in ``metrics.jsonl`` and its W&B row waits
+    for the chunk's records; the resume then sends W&B each later update once."""
+    cfg = compose_config([*TINY, "logger.wandb.mode=offline", "logger.progress=false"])
+    chunk = {"return": np.zeros((3, 1)), "loss/total": np.ones((3, 1))}  # 3 updates, 1 seed
+
+    class CtrlCAtUpdate2(Logger):
+        def _wandb_log(self, *args, **kwargs):
+            if self.update == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            super()._wandb_log(*args, **kwargs)
+
+    logger = CtrlCAtUpdate2(cfg, tmp_path, total_updates=6, steps_per_update=32)
+    with pytest.raises(KeyboardInterrupt):
+        logger.log_updates(chunk, seconds=1.0)
+    logger.close()
+    assert updates(tmp_path) == [1, 2, 3]
+    logger = Logger(cfg, tmp_path, total_updates=6, steps_per_update=32, start_update=3)
+    logger.log_updates(chunk, seconds=1.0)
+    logger.close()
+    assert updates(tmp_path) == list(range(1, 7))
+    assert sorted(wandb_steps(tmp_path)) == [32 * u for u in range(1, 7)]
 
 
 def test_corrupt_checkpoints_fall_back_or_are_named(tiny, capsys):
