@@ -346,6 +346,20 @@ def test_a_dead_weight_mav_spins_down_and_hangs_from_its_cable():
     assert not np.asarray(state.rotor_speed[lost]).any()
 
 
+def test_either_failure_model_is_drawn_per_episode():
+    env = CableLoadHover(num_agents=4, fail_step=1, fail_mode="either")
+    states, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 64))
+    released = np.asarray(states.fail_released)
+    assert 0.25 < released.mean() < 0.75
+    step = jax.jit(jax.vmap(env.step))
+    for t in range(3):
+        states, _ = step(jax.random.split(jax.random.PRNGKey(t), 64), states, jnp.zeros((64, 4, 5)))
+    lost = (np.arange(64), np.asarray(states.fail_agent))
+    np.testing.assert_array_equal(np.asarray(states.attached)[lost], ~released)
+    spinning = np.asarray(states.rotor_speed)[lost].min(-1) > 0
+    np.testing.assert_array_equal(spinning, ~released)  # dead weight: spinning down
+
+
 def test_a_drawn_push_has_the_drawn_size():
     env = CableLoadHover(disturbance_range=(0.05, 0.2), load_mass_range=(1.0, 1.8))
     states, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 200))

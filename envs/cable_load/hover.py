@@ -20,7 +20,8 @@ Choices where the reference differs or is silent: the rods' 23.6 g is lumped hal
 each end body; episodes start in the exact static equilibrium (load level, cables meeting
 at one point below the load's centre of mass with a mean tilt of 0.5 rad, rotor speeds and
 tensions balanced); actions are clipped to a box; contacts other than those listed are not
-modelled; a failed MAV stops its rotors and releases its cable and leaves the team.
+modelled; a failed MAV leaves the team, released from its cable or hanging from it
+(``fail_mode``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ LOAD_MASS = 1.4
 LOAD_INERTIA = np.array([0.02625, 0.037917, 0.058917])
 LOAD_COM = np.array([0.0, 0.0, 0.06])  # in the box frame, from the box's bottom centre
 ROD_MASS = 0.0236
-FAIL_MODES = ("released", "dead_weight")
+FAIL_MODES = ("released", "dead_weight", "either")
 DRONE_ANCHOR = np.array([0.0, 0.0, -0.03])
 REWARD_WEIGHTS = {
     "position": 1.5,
@@ -109,6 +110,7 @@ class CableState:
     disturbance: Array  # [3] constant world force on the load (N)
     fail_step: Array  # [] int32 policy step at which ``fail_agent`` fails (-1: never)
     fail_agent: Array  # [] int32
+    fail_released: Array  # [] bool, the failure model: released (True) or dead weight
     flying: Array  # [N] bool, rotors running (the agent is in play)
     attached: Array  # [N] bool, cable attached (a released MAV's is not)
     step: Array  # [] int32
@@ -154,8 +156,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         - ``fail_step``: policy step at which a random MAV fails (-1: never); ``fail_prob``:
           instead, the probability per episode that a random MAV fails at a uniformly drawn
           step of the episode (failure-aware training); ``fail_mode``: ``released`` (its
-          rotors stop and its cable is released: it drops out) or ``dead_weight`` (its rotors
-          spin down with the motor lag and it hangs from its cable);
+          rotors stop and its cable is released: it drops out), ``dead_weight`` (its rotors
+          spin down with the motor lag and it hangs from its cable) or ``either`` (one of the
+          two, drawn per episode);
         - ``max_acc`` (m/s^2), ``max_rate`` (rad/s): the action box; ``action_scale``
           multiplies the policy's actions (the action space is the box divided by it);
         - ``goal_tilt``: goal roll and pitch are drawn from ``[-goal_tilt, goal_tilt]``;
@@ -282,7 +285,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
                 keys[5], (), minval=self.load_mass_range[0], maxval=self.load_mass_range[1]
             )
         inertia = self.mass_properties(load_mass)
-        k_dir, k_size, k_agent, k_fails, k_when = jax.random.split(keys[6], 5)
+        k_dir, k_size, k_agent, k_fails, k_when, k_mode = jax.random.split(keys[6], 6)
         heading = jax.random.uniform(k_dir, (), minval=-np.pi, maxval=np.pi)
         if self.disturbance_range is None:
             size = jnp.asarray(self.disturbance, jnp.float32)
@@ -313,6 +316,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             disturbance=push * jnp.stack([jnp.cos(heading), jnp.sin(heading), 0.0]),
             fail_step=fail_step.astype(jnp.int32),
             fail_agent=jax.random.randint(k_agent, (), 0, n),
+            fail_released=jax.random.bernoulli(k_mode)
+            if self.fail_mode == "either"
+            else jnp.asarray(self.fail_mode == "released"),
             flying=jnp.ones(n, bool),
             attached=jnp.ones(n, bool),
             step=jnp.array(0, jnp.int32),
@@ -339,8 +345,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
                 b.quat[1:], b.omega[1:], acc, alpha, thrusts, action[:, :3], action[:, 3:]
             )
             speed = quad.motor(speed, jnp.where(running, command, 0.0), self.physics_dt)
-            if self.fail_mode == "released":  # its rotors stop at once
-                speed = jnp.where(running, speed, 0.0)
+            speed = jnp.where(running | ~state.fail_released, speed, 0.0)  # released: at once
             thrusts = quad.thrusts(speed)
             collective, torque = quad.wrench(thrusts)
             force = jnp.concatenate(
@@ -364,7 +369,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         failing = (state.step == state.fail_step) & (
             jnp.arange(self.num_agents) == state.fail_agent
         )
-        released = failing if self.fail_mode == "released" else jnp.zeros_like(failing)
+        released = failing & state.fail_released
         state = state.replace(flying=state.flying & ~failing, attached=state.attached & ~released)
         prev_action = state.action
         state = self.physics(state, action)

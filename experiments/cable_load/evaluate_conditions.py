@@ -35,7 +35,7 @@ def conditions(fail: bool) -> dict[str, dict]:
         "nominal": {},
         f"load mass -30% ({low:.2f} kg)": {"load_mass_range": [low, low]},
         f"load mass +30% ({high:.2f} kg)": {"load_mass_range": [high, high]},
-        "constant push, 15% of the load's weight": {"disturbance": 0.15},
+        "constant push, 15.4% of the load's weight": {"disturbance": 0.154},
         # The reference does not say how its heterogeneous member differs: our choice.
         "heterogeneous member (mav_0: mass x1.25, thrust x0.8, gains x0.6)": {
             "member_mass": 1.25,

@@ -19,8 +19,8 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
   push-aware, with messages carrying what an agent cannot see (the other MAVs' states).
 
 ``report`` evaluates every finished run under each condition of ``evaluate_conditions.py``
-(``--fail``: nominal, load mass ±30%, a 15% push, the heterogeneous member, one MAV lost at
-5 s in both failure models; ``--episodes`` greedy and sampled episodes per seed) and writes
+(``--fail``: nominal, load mass ±30%, a push of 15.4% of the load's weight, the
+heterogeneous member, one MAV lost at 5 s in both failure models; ``--episodes`` greedy and sampled episodes per seed) and writes
 ``team.md`` / ``team.json``: success and final errors per condition and method, mean ± 95% CI
 over all episodes, and the per-seed success rates.
 """
