@@ -20,9 +20,9 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
 
 ``report`` evaluates every finished run under each condition of ``evaluate_conditions.py``
 (``--fail``: nominal, load mass ±30%, a push of 15.4% of the load's weight, the
-heterogeneous member, one MAV lost at 5 s in both failure models; ``--episodes`` greedy and sampled episodes per seed) and writes
-``team.md`` / ``team.json``: success and final errors per condition and method, mean ± 95% CI
-over all episodes, and the per-seed success rates.
+heterogeneous member, one MAV lost at 5 s in both failure models; ``--episodes`` greedy and
+sampled episodes per seed) and writes ``team.md`` / ``team.json``: success and final errors
+per condition and method, mean ± 95% CI over all episodes, and the per-seed success rates.
 """
 
 from __future__ import annotations
