@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from marl.checkpoint import Checkpointer
 from marl.cli import evaluate_main
 from marl.config import load_run_config
 
@@ -74,8 +75,19 @@ def format_table(
 
 def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
     """Every condition on ``run``'s latest checkpoint -> condition -> ``scripts/evaluate.py``'s
-    results; also ``run/eval/conditions.md`` and ``.json``."""
+    results; also ``run/eval/conditions.md`` and ``.json``, which are reused when they hold
+    the same conditions, checkpoint and number of episodes."""
     cfg = load_run_config(run)
+    saved = run / "eval" / "conditions.json"
+    if saved.exists():
+        old = json.loads(saved.read_text())
+        checkpoints = Checkpointer(run / "checkpoints", cfg.keep_checkpoints, create=False)
+        latest = checkpoints.latest()
+        checkpoints.close()
+        if list(old) == list(conditions(fail)) and all(
+            r["episodes_per_seed"] == episodes and r["checkpoint"] == latest for r in old.values()
+        ):
+            return old
     results = {}
     for i, (name, options) in enumerate(conditions(fail).items()):
         tag = f"condition_{i}"

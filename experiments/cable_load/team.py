@@ -75,12 +75,7 @@ COLUMNS = {
 
 def report(episodes: int) -> None:
     done = {m: RUNS / m for m in METHODS if (RUNS / m / "summary.json").exists()}
-    results = {}
-    for method, run in done.items():
-        saved = run / "eval" / "conditions.json"
-        old = json.loads(saved.read_text()) if saved.exists() else {}
-        same = old and all(r["episodes_per_seed"] == episodes for r in old.values())
-        results[method] = old if same else evaluate(run, episodes, fail=True)
+    results = {method: evaluate(run, episodes, fail=True) for method, run in done.items()}
     lines = [f"# Cable team, 4 MAVs: greedy episodes ({episodes} per seed), mean ± 95% CI", ""]
     for method, run in done.items():
         lines.append(f"- `{method}`: `{(run / 'command.txt').read_text().strip()}`")
@@ -102,10 +97,12 @@ def report(episodes: int) -> None:
     print("\n".join(lines))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def cli(doc: str, runs: dict[str, list[str]], out: Path, report) -> None:
+    """``train`` / ``report`` for a table of ``runs`` (name -> overrides) trained into
+    ``out/<name>/``: this script's and ``claims.py``'s command line."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("what", choices=["train", "report"])
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--methods", nargs="+", choices=list(runs), default=list(runs))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=40_000_000, help="env-steps per seed")
     p.add_argument("--chunks", type=int, default=None, help="stop each run after this many")
@@ -114,9 +111,9 @@ def main() -> None:
     if a.what == "report":
         return report(a.episodes)
     for m in a.methods:
-        run = [*METHODS[m], *CPU, f"algo.total_timesteps={a.steps}", f"num_seeds={a.seeds}"]
-        train_run(RUNS / m, run, a.chunks)
+        run = [*runs[m], *CPU, f"algo.total_timesteps={a.steps}", f"num_seeds={a.seeds}"]
+        train_run(out / m, run, a.chunks)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(__doc__, METHODS, RUNS, report))
