@@ -17,6 +17,24 @@ class CheckpointError(RuntimeError):
     """No (readable) checkpoint where one was asked for."""
 
 
+class CheckpointMismatch(CheckpointError):
+    """A readable checkpoint of a state laid out otherwise than this code's (written by
+    another version of it): not damage, so no older checkpoint is tried instead."""
+
+
+def _layout(tree: Any) -> dict[str, tuple]:
+    """``tree``'s leaves by path (``a/b/0``) -> shape; the same for a state and for the
+    metadata Orbax saved of it."""
+
+    def name(key) -> str:  # a GetAttrKey, DictKey, SequenceKey or FlattenedIndexKey
+        return str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key))))
+
+    return {
+        "/".join(map(name, path)): tuple(getattr(leaf, "shape", ()))
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+    }
+
+
 class Checkpointer:
     def __init__(self, directory: Path, keep: int, create: bool = True):
         """``create=False``: read an existing directory (an error if there is none)."""
@@ -71,10 +89,42 @@ class Checkpointer:
         update = self._existing(update)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         try:
+            metadata = self.manager.item_metadata(update)
+            if metadata is None:
+                raise ValueError("its metadata is missing")
+            saved = _layout(metadata)
+        except Exception as err:
+            raise self._unreadable(update, err) from err
+        if saved != (here := _layout(template)):
+            raise self._mismatch(update, saved, here)
+        try:
             return self.manager.restore(update, args=ocp.args.StandardRestore(abstract)), update
-        except Exception as err:  # Orbax/TensorStore errors of every kind on damaged files
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"checkpoint {self.path(update)} is unreadable: {first}") from err
+        except Exception as err:
+            raise self._unreadable(update, err) from err
+
+    def _unreadable(self, update: int, err: Exception) -> CheckpointError:
+        """Orbax/TensorStore errors of every kind on damaged files, as one line."""
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return CheckpointError(f"checkpoint {self.path(update)} is unreadable: {first}")
+
+    def _mismatch(self, update: int, saved: dict, here: dict) -> CheckpointMismatch:
+        def some(paths: set) -> str:
+            paths = sorted(paths)
+            return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+
+        only_saved, only_here = saved.keys() - here.keys(), here.keys() - saved.keys()
+        found = [f"only in the checkpoint: {some(only_saved)}"] if only_saved else []
+        found += [f"only in this code's state: {some(only_here)}"] if only_here else []
+        found += [
+            f"{p} is {saved[p]} there, {here[p]} here"
+            for p in sorted(saved.keys() & here.keys())
+            if saved[p] != here[p]
+        ][:5]
+        return CheckpointMismatch(
+            f"checkpoint {self.path(update)} was written by another version of the code "
+            f"({'; '.join(found)}): resume it with that version. Its policy can still be "
+            "evaluated with this one (scripts/evaluate.py run=<the run>)."
+        )
 
     def restore_policy(self, template: Any, update: int | None = None) -> tuple[Any, int]:
         """What acting needs from checkpoint ``update`` (default: the latest): parameters,
@@ -86,8 +136,7 @@ class Checkpointer:
         try:
             saved = self.load(update)
         except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"checkpoint {self.path(update)} is unreadable: {first}") from err
+            raise self._unreadable(update, err) from err
 
         def into(target, stored, name):
             restored = serialization.from_state_dict(target, stored)
@@ -122,6 +171,8 @@ class Checkpointer:
         for update in sorted(self.manager.all_steps(), reverse=True):
             try:
                 restored = self.restore(template, update)
+            except CheckpointMismatch:
+                raise
             except CheckpointError as err:
                 warn(f"{err}; trying an older one")
                 bad.append(update)

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from marl.checkpoint import Checkpointer, CheckpointError
+from marl.checkpoint import Checkpointer, CheckpointError, CheckpointMismatch
 from marl.cli import evaluate_main
 from marl.logging import Logger
 from marl.train import train
@@ -141,6 +141,27 @@ def test_corrupt_checkpoints_fall_back_or_are_named(tiny, capsys):
     (run / "checkpoints" / "2" / "default" / "_METADATA").write_bytes(os.urandom(500))
     with pytest.raises(CheckpointError, match=r"no readable checkpoint: .*checkpoints/4, .*/2$"):
         train(tiny("ignored", f"resume={run}"))
+
+
+def test_a_checkpoint_of_another_code_version_is_named_not_set_aside(tiny):
+    """A checkpoint whose state has a field this code's has not (or lacks one, e.g. an
+    environment-state field added since) is refused with what differs; it is not taken
+    for damage, so nothing is moved aside and no older checkpoint is tried."""
+    run = train(tiny("other_version"))
+    checkpoints = Checkpointer(run / "checkpoints", 3)
+    saved = checkpoints.load(4)
+    saved["runner"]["retired_field"] = np.zeros(2, np.float32)
+    shutil.rmtree(checkpoints.path(4))
+    checkpoints.manager.reload()
+    checkpoints.save(4, saved)
+    checkpoints.close()
+    with pytest.raises(
+        CheckpointMismatch,
+        match=r"checkpoints/4 was written by another version of the code "
+        r"\(only in the checkpoint: runner/retired_field\): resume it with that version",
+    ):
+        train(tiny("ignored", f"resume={run}"))
+    assert not (run / "corrupt_checkpoints").exists() and checkpoints.path(4).is_dir()
 
 
 def test_resume_extends_a_run_and_refuses_other_overrides(tiny, capsys):
