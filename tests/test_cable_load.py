@@ -436,6 +436,20 @@ def test_track_references_and_their_metrics(trajectory):
     assert float(ts.info["tracking_rmse_orientation_deg"]) < 0.1
 
 
+def test_goal_height_moves_only_the_goals_height():
+    """``goal_height`` draws the goal's height from its range; all else is drawn as before."""
+    keys = jax.random.split(jax.random.PRNGKey(3), 64)
+    default, _ = jax.jit(jax.vmap(CableLoadHover().reset))(keys)
+    high, _ = jax.jit(jax.vmap(CableLoadHover(goal_height=(1.2, 1.5)).reset))(keys)
+    z = np.asarray(high.goal_pos[:, 2])
+    assert z.min() >= 1.2 and z.max() <= 1.5 and np.ptp(z) > 0.2
+    np.testing.assert_array_equal(default.goal_pos[:, :2], high.goal_pos[:, :2])
+    np.testing.assert_array_equal(default.bodies.pos, high.bodies.pos)
+    assert 0.5 <= float(default.goal_pos[:, 2].min()) <= float(default.goal_pos[:, 2].max()) <= 1.5
+    with pytest.raises(ValueError, match=r"track's goal is its reference.*'goal_height'"):
+        CableLoadTrack(goal_height=(1.2, 1.5))  # it would have no effect
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -447,6 +461,7 @@ def test_track_references_and_their_metrics(trajectory):
         ({"fail_mode": "explode"}, "fail_mode"),
         ({"load_mass_range": (2.0, 1.0)}, "load_mass_range"),
         ({"max_acc": 0.0}, "max_acc"),
+        ({"goal_height": (1.5, 1.2)}, "goal_height"),
     ],
 )
 def test_bad_options(options, message):

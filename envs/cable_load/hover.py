@@ -141,6 +141,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         max_rate: float = 4.0,
         action_scale: float = 1.0,
         goal_tilt: float = np.pi / 4,
+        goal_height: Sequence[float] = (0.5, 1.5),
         min_drone_distance: float = 0.8,
         member_mass: float = 1.0,
         member_thrust: float = 1.0,
@@ -162,6 +163,8 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         - ``max_acc`` (m/s^2), ``max_rate`` (rad/s): the action box; ``action_scale``
           multiplies the policy's actions (the action space is the box divided by it);
         - ``goal_tilt``: goal roll and pitch are drawn from ``[-goal_tilt, goal_tilt]``;
+          ``goal_height``: ``(low, high)`` m, the goal's height is drawn from it (the load
+          starts between 0.5 and 1.5 m);
         - ``member_mass``, ``member_thrust``, ``member_gains``: a heterogeneous member,
           ``mav_0``, whose mass (and inertia), thrust limits and attitude and rate gains are
           the others' times these factors.
@@ -187,6 +190,8 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
                 "member_mass, member_thrust and member_gains must be > 0, got "
                 f"{member_mass}, {member_thrust}, {member_gains}"
             )
+        if not 0 < goal_height[0] <= goal_height[1]:
+            raise ValueError(f"goal_height must be 0 < low <= high, got {goal_height}")
         if not 0.0 <= fail_prob <= 1.0:
             raise ValueError(f"fail_prob must be in [0, 1], got {fail_prob}")
         if fail_step >= 0 and fail_prob > 0:
@@ -205,6 +210,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         self.fail_prob = fail_prob
         self.fail_mode = fail_mode
         self.goal_tilt = goal_tilt
+        self.goal_height = tuple(goal_height)
         self.min_drone_distance = min_drone_distance
         self.action_scale = action_scale
         self.quad = Quadrotor().team(n, 0, member_mass, member_thrust, member_gains)
@@ -267,7 +273,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         low, high = np.array([-1.0, -1.0, 0.5]), np.array([1.0, 1.0, 1.5])
         load_pos = jax.random.uniform(keys[0], (3,), minval=low, maxval=high)
         load_yaw = jax.random.uniform(keys[1], (), minval=-np.pi, maxval=np.pi)
-        goal_pos = jax.random.uniform(keys[2], (3,), minval=low, maxval=high)
+        low_goal = np.array([-1.0, -1.0, self.goal_height[0]])
+        high_goal = np.array([1.0, 1.0, self.goal_height[1]])
+        goal_pos = jax.random.uniform(keys[2], (3,), minval=low_goal, maxval=high_goal)
         roll, pitch = jax.random.uniform(
             keys[3], (2,), minval=-self.goal_tilt, maxval=self.goal_tilt
         )

@@ -48,6 +48,11 @@ class CableLoadTrack(CableLoadHover):
         options."""
         if trajectory not in TRAJECTORIES:
             raise ValueError(f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r}")
+        if ignored := {"goal_tilt", "goal_height"} & hover_options.keys():
+            raise ValueError(
+                f"cable_load/track's goal is its reference, not drawn: {sorted(ignored)} has no "
+                "effect here (the reference's options are trajectory, size, period and height)"
+            )
         if size <= 0 or period <= 0 or height <= 0:
             raise ValueError(f"size, period and height must be > 0, got {size}, {period}, {height}")
         super().__init__(**hover_options)

@@ -57,6 +57,10 @@ SUCCESS_CLAIMS = {
         "one MAV lost at 5 s",
         "one MAV lost at 5 s (rotors spin down, it hangs as dead weight)",
     ),
+    "the same, with goals high enough for the dead weight to hang clear of the ground": (
+        "one MAV lost at 5 s, goals 1.2-1.5 m high",
+        "one MAV lost at 5 s (dead weight), goals 1.2-1.5 m high",
+    ),
     "rejects an unknown disturbance of 15.4% of the load mass": (
         "constant horizontal push, random heading",
         "constant push, 15.4% of the load's weight",

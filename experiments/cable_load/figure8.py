@@ -43,12 +43,15 @@ STATS = {
 
 
 def track_options(run: Path) -> dict:
-    """The run's team and load masses on the figure-8, without failures or pushes."""
+    """The run's team and load masses on the figure-8, without the failures or pushes it
+    may have trained with."""
     env = make_env(load_run_config(run))
     return {
         "num_agents": env.num_agents,
         "load_mass_range": env.load_mass_range,
         "trajectory": "figure8",
+        "fail_prob": 0.0,
+        "disturbance_range": None,
     }
 
 
