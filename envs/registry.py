@@ -48,7 +48,8 @@ def list_envs() -> list[str]:
 
 def env_options(name: str) -> dict[str, object]:
     """The keyword options of environment ``name`` with their defaults (a class whose
-    ``__init__`` passes ``**options`` on also has its base classes' options)."""
+    ``__init__`` passes ``**options`` on also has its base classes' options, less those it
+    names in ``ignored_options``)."""
     factory = _factory(name)
     chain = [factory]
     if inspect.isclass(factory):
@@ -61,6 +62,8 @@ def env_options(name: str) -> dict[str, object]:
                 options.setdefault(p.name, p.default)
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             break
+    for ignored in getattr(factory, "ignored_options", ()):
+        options.pop(ignored)
     return options
 
 

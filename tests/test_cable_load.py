@@ -448,6 +448,9 @@ def test_goal_height_moves_only_the_goals_height():
     assert 0.5 <= float(default.goal_pos[:, 2].min()) <= float(default.goal_pos[:, 2].max()) <= 1.5
     with pytest.raises(ValueError, match=r"track's goal is its reference.*'goal_height'"):
         CableLoadTrack(goal_height=(1.2, 1.5))  # it would have no effect
+    assert "goal_height" not in envs.env_options("cable_load/track")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['goal_tilt'\]"):
+        envs.make("cable_load/track", goal_tilt=0.1)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ class TrackState(CableState):
 
 class CableLoadTrack(CableLoadHover):
     name = "cable_load/track"
+    ignored_options = ("goal_tilt", "goal_height")  # hover's options for the drawn goal
 
     def __init__(
         self,
@@ -48,7 +49,7 @@ class CableLoadTrack(CableLoadHover):
         options."""
         if trajectory not in TRAJECTORIES:
             raise ValueError(f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r}")
-        if ignored := {"goal_tilt", "goal_height"} & hover_options.keys():
+        if ignored := set(self.ignored_options) & hover_options.keys():
             raise ValueError(
                 f"cable_load/track's goal is its reference, not drawn: {sorted(ignored)} has no "
                 "effect here (the reference's options are trajectory, size, period and height)"
