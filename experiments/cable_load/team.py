@@ -14,7 +14,9 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
 - ``mappo_nominal``: MAPPO without communication, trained on the nominal task
   (``experiment=cable_hover``, 4 MAVs).
 - ``mappo``: the same, trained failure- and push-aware (``experiment=cable_team``: a MAV fails
-  at a random step in half the episodes; a push of up to 20% of the load's weight).
+  at a random step in half the episodes; a push of up to 20% of the load's weight; no
+  entropy bonus, since with the reference's 0.001 the policy's noise grew all through
+  training: ``team/mappo_ent0.001``, stopped after 28M of its 40M env-steps).
 - ``vq``, ``hammer``, ``commformer``: each communication method, trained failure- and
   push-aware, with messages carrying what an agent cannot see (the other MAVs' states).
 
