@@ -29,7 +29,15 @@ import json
 import sys
 from pathlib import Path
 
-from evaluate_conditions import evaluate
+from evaluate_conditions import (
+    HETEROGENEOUS,
+    LOST_DEAD_WEIGHT,
+    LOST_DEAD_WEIGHT_HIGH,
+    LOST_RELEASED,
+    NOMINAL,
+    PUSH,
+    evaluate,
+)
 from team import MLP, cli
 
 HERE = Path(__file__).resolve().parent
@@ -48,26 +56,26 @@ BENCHMARK = HERE.parent / "benchmarks" / "cable_cpu.json"
 SUCCESS_TARGET, RMSE_TARGET, FLOP_SPREAD = 0.8, 0.1, 0.05
 # claim -> (how we test it, team.json's condition)
 SUCCESS_CLAIMS = {
-    "full-pose control with 4 MAVs": ("random full-pose goals, nominal", "nominal"),
+    "full-pose control with 4 MAVs": ("random full-pose goals, nominal", NOMINAL),
     "survives the loss of one MAV in flight (rotors stop, cable released)": (
         "one MAV lost at 5 s",
-        "one MAV lost at 5 s (rotors stop, cable released)",
+        LOST_RELEASED,
     ),
     "survives the loss of one MAV in flight (rotors spin down, dead weight)": (
         "one MAV lost at 5 s",
-        "one MAV lost at 5 s (rotors spin down, it hangs as dead weight)",
+        LOST_DEAD_WEIGHT,
     ),
     "the same, with goals high enough for the dead weight to hang clear of the ground": (
         "one MAV lost at 5 s, goals 1.2-1.5 m high",
-        "one MAV lost at 5 s (dead weight), goals 1.2-1.5 m high",
+        LOST_DEAD_WEIGHT_HIGH,
     ),
     "rejects an unknown disturbance of 15.4% of the load mass": (
         "constant horizontal push, random heading",
-        "constant push, 15.4% of the load's weight",
+        PUSH,
     ),
     "works beside a heterogeneous team member": (
         "mav_0: mass x1.25, thrust x0.8, gains x0.6",
-        "heterogeneous member (mav_0: mass x1.25, thrust x0.8, gains x0.6)",
+        HETEROGENEOUS,
     ),
 }
 
@@ -98,7 +106,7 @@ def rows(episodes: int) -> list[list[str]]:
     hover3 = RUNS / "hover3"
     cell = None
     if (hover3 / "summary.json").exists():
-        cell = success_cell(evaluate(hover3, episodes)["nominal"])
+        cell = success_cell(evaluate(hover3, episodes)[NOMINAL])
     show = cell[0] if cell else "training"
     out.append(
         ["full-pose control with 3 MAVs", "random full-pose goals, nominal",

@@ -23,6 +23,14 @@ from marl.config import load_run_config
 NOMINAL_MASS = 1.4
 # m: goal heights under which a MAV hanging as dead weight clears the ground
 HIGH_GOALS = (1.2, 1.5)
+# the conditions' names (the rows of conditions.md, the keys of conditions.json)
+NOMINAL = "nominal"
+PUSH = "constant push, 15.4% of the load's weight"
+# The reference does not say how its heterogeneous member differs: our choice.
+HETEROGENEOUS = "heterogeneous member (mav_0: mass x1.25, thrust x0.8, gains x0.6)"
+LOST_RELEASED = "one MAV lost at 5 s (rotors stop, cable released)"
+LOST_DEAD_WEIGHT = "one MAV lost at 5 s (rotors spin down, it hangs as dead weight)"
+LOST_DEAD_WEIGHT_HIGH = "one MAV lost at 5 s (dead weight), goals {}-{} m high".format(*HIGH_GOALS)
 # statistic -> (column, format)
 STATS = {
     "success": ("success", "{:.0%}"),
@@ -36,20 +44,19 @@ STATS = {
 def conditions(fail: bool) -> dict[str, dict]:
     low, high = 0.7 * NOMINAL_MASS, 1.3 * NOMINAL_MASS
     table = {
-        "nominal": {},
+        NOMINAL: {},
         f"load mass -30% ({low:.2f} kg)": {"load_mass_range": [low, low]},
         f"load mass +30% ({high:.2f} kg)": {"load_mass_range": [high, high]},
-        "constant push, 15.4% of the load's weight": {"disturbance": 0.154},
-        # The reference does not say how its heterogeneous member differs: our choice.
-        "heterogeneous member (mav_0: mass x1.25, thrust x0.8, gains x0.6)": {
+        PUSH: {"disturbance": 0.154},
+        HETEROGENEOUS: {
             "member_mass": 1.25,
             "member_thrust": 0.8,
             "member_gains": 0.6,
         },
     }
     if fail:
-        table["one MAV lost at 5 s (rotors stop, cable released)"] = {"fail_step": 500}
-        table["one MAV lost at 5 s (rotors spin down, it hangs as dead weight)"] = {
+        table[LOST_RELEASED] = {"fail_step": 500}
+        table[LOST_DEAD_WEIGHT] = {
             "fail_step": 500,
             "fail_mode": "dead_weight",
         }
@@ -57,8 +64,7 @@ def conditions(fail: bool) -> dict[str, dict]:
         # dips when the load tilts that way), so under most goals (0.5-1.5 m high) it reaches
         # the ground, which ends the episode like any contact: the same with goals high
         # enough for it to hang clear, if the team holds the load there and level.
-        goals = "-".join(map(str, HIGH_GOALS))
-        table[f"one MAV lost at 5 s (dead weight), goals {goals} m high"] = {
+        table[LOST_DEAD_WEIGHT_HIGH] = {
             "fail_step": 500,
             "fail_mode": "dead_weight",
             "goal_height": list(HIGH_GOALS),
