@@ -127,19 +127,30 @@ class Checkpointer:
         )
 
     def restore_policy(self, template: Any, update: int | None = None) -> tuple[Any, int]:
-        """What acting needs from checkpoint ``update`` (default: the latest): parameters,
-        method state, observation statistics and the update count, placed into
+        """The policy of checkpoint ``update`` (default: the latest): parameters, method
+        state, observation and value statistics and the update count, placed into
         ``template``; the rest (environment and optimiser state) stays the template's. So a
-        policy can be evaluated on another environment with the same spaces, or on one
-        whose state gained fields since it was trained."""
+        policy can be evaluated, or trained further, on another environment with the same
+        spaces, or on one whose state gained fields since it was trained."""
         update = self._existing(update)
         try:
             saved = self.load(update)
         except Exception as err:
             raise self._unreadable(update, err) from err
+        if (there := saved["update"].shape) != (here := template.update.shape):
+            raise CheckpointError(
+                f"checkpoint {self.path(update)} holds {there[0]} policies (num_seeds x sweep "
+                f"configurations), this run {here[0]}"
+            )
 
         def into(target, stored, name):
-            restored = serialization.from_state_dict(target, stored)
+            try:
+                restored = serialization.from_state_dict(target, stored)
+            except ValueError as err:  # keys of another policy or method
+                raise CheckpointError(
+                    f"checkpoint {self.path(update)} does not fit this run's policy ({name}): "
+                    f"{str(err).splitlines()[0]}"
+                ) from None
             for (path, t), x in zip(
                 jax.tree_util.tree_leaves_with_path(target), jax.tree.leaves(restored), strict=True
             ):
@@ -157,6 +168,7 @@ class Checkpointer:
         state = template.replace(
             params=into(template.params, saved["params"], "params"),
             method_state=into(template.method_state, saved["method_state"], "method_state"),
+            value_norm=into(template.value_norm, saved["value_norm"], "value_norm"),
             update=into(template.update, saved["update"], "update"),
             runner=runner,
         )

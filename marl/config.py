@@ -212,6 +212,9 @@ class Config:
     num_seeds: int = 1  # vmapped in one program
     run_dir: str = "runs/default"
     resume: str | None = None  # a run directory to continue
+    # A run directory whose latest policy (parameters, method state, observation and value
+    # statistics) this run starts from, with a fresh optimiser: fine-tuning, curricula.
+    init_from: str | None = None
     checkpoint_every_chunks: int = 1
     keep_checkpoints: int = 3
     # Values of algo's numeric hyperparameters trained side by side in one program, e.g.

@@ -504,7 +504,9 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
             return run_dir
         for change in changes if primary else ():
             print(f"resume: {change}")
-    else:
+    if cfg.init_from is not None and done == 0:  # also a resume before the first checkpoint
+        state = start_from(Path(cfg.init_from), state)
+    if not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints)
     if primary:
@@ -569,6 +571,20 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     if finished and primary and sweep_members(cfg):
         print(f"sweep: {write_points(run_dir, cfg)}, {run_dir / 'points'}")
     return run_dir
+
+
+def start_from(run: Path, state: TrainState) -> TrainState:
+    """``state`` (update 0, a fresh optimiser) with the policy of ``run``'s latest checkpoint,
+    each seed (and sweep configuration) from the same one there."""
+    if jax.process_count() > 1:
+        raise ValueError("init_from starts a run of one process (train it, then resume it)")
+    ckpt = checkpoint.Checkpointer(run / "checkpoints", 1, create=False)
+    try:
+        restored, update = ckpt.restore_policy(state)
+    finally:
+        ckpt.close()
+    print(f"init_from: the policy of {ckpt.path(update)}")
+    return restored.replace(update=state.update)
 
 
 def held_whole(state: TrainState) -> TrainState:

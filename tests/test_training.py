@@ -16,7 +16,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import OmegaConfBaseException
 
-from marl.checkpoint import Checkpointer
+from marl.checkpoint import Checkpointer, CheckpointError
 from marl.cli import evaluate_main
 from marl.train import TrainingDiverged, train
 from tests.conftest import TINY, compose_config
@@ -53,6 +53,32 @@ def test_resume_continues_exactly(tiny):
     assert metrics(straight) == metrics(resumed)
     ema = a["method_state"]["method_state"]["channel"]["ema"]  # [seeds, H]
     assert np.abs(ema).min() > 0 and not np.array_equal(ema[0], ema[1])
+
+
+def test_init_from_starts_from_the_policy_of_another_run(tiny, tmp_path):
+    """init_from: update 0 with the other run's latest policy (parameters, method state,
+    observation and value statistics), also when resumed before its first checkpoint; a run
+    it does not fit is refused before anything is written."""
+    probe = ("comm.name=probe", "num_seeds=2", "algo.normalize_obs=true")
+    source = Checkpointer(train(tiny("source", *probe)) / "checkpoints", 3).load()
+    start = (*probe, f"init_from={tmp_path / 'source'}", "+algo.groups.critic.frozen=true")
+    stopped = train(tiny("tuned", *start), stop_after_chunks=0)  # no checkpoint yet
+    tuned = Checkpointer(train(tiny("_", f"resume={stopped}")) / "checkpoints", 3).load()
+    assert [m["update"] for m in metrics(stopped)] == [1, 2, 3, 4]
+    critic = (s["params"]["params"]["critic"] for s in (source, tuned))
+    jax.tree.map(np.testing.assert_array_equal, *critic)  # frozen: still the source's
+    channel = (s["method_state"]["method_state"]["channel"]["ema"] for s in (source, tuned))
+    assert not np.array_equal(*channel)  # trained on from there
+    for stats in (lambda s: s["runner"]["norm"]["obs"], lambda s: s["value_norm"]["agents"]):
+        a, b = (stats(s)["count"] for s in (source, tuned))  # [seeds]; each from 1e-4
+        np.testing.assert_allclose(b, 2 * a - 1e-4, rtol=1e-6)  # 4 more updates' samples
+    with pytest.raises(CheckpointError, match="holds 2 policies .*, this run 1"):
+        train(tiny("seeds", *start, "num_seeds=1"))
+    with pytest.raises(
+        CheckpointError, match=r"does not fit this run's policy: params.*\(2, 16\) here"
+    ):
+        train(tiny("sizes", *start, "policy.actor_hidden=[16]"))
+    assert not (tmp_path / "seeds").exists() and not (tmp_path / "sizes").exists()
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny):
