@@ -179,4 +179,4 @@ def report(episodes: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(__doc__, TRAIN, RUNS, report))
+    sys.exit(cli(__doc__, TRAIN, RUNS, report, {}))
