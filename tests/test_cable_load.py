@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +16,7 @@ from envs.cable_load.hover import DRONE_ANCHOR, CableLoadHover
 from envs.cable_load.rigid import GRAVITY, Bodies, Cables, Inertia
 from envs.cable_load.track import CableLoadTrack
 from envs.wrappers import to_pettingzoo
+from tests.conftest import compose_config
 
 DT = CableLoadHover.physics_dt
 
@@ -490,3 +494,18 @@ def test_render_draws_the_scene():
     assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
     colours = {tuple(c) for c in frame.reshape(-1, 3)}
     assert {(40, 80, 200), (40, 170, 60), (200, 50, 40), (30, 30, 30)} <= colours
+
+
+def test_evaluation_conditions_leave_out_what_a_run_trained_with():
+    """A failure- and push-aware run is evaluated on the nominal task plus each condition's
+    one change: no random failure or push of its training stays on."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
+    from evaluate_conditions import conditions
+
+    trained = compose_config(["experiment=cable_team"]).env
+    assert trained.options["fail_prob"] > 0 and trained.options["disturbance_range"]
+    for name, options in conditions(fail=True).items():
+        env = envs.make(trained.name, **{**trained.options, **options})  # as scripts/evaluate.py
+        assert env.fail_prob == 0 and env.disturbance_range is None, name
+        assert env.fail_step == (500 if "lost" in name else -1), name
+        assert env.disturbance == (0.154 if "push" in name else 0.0), name

@@ -41,7 +41,13 @@ STATS = {
 }
 
 
+# Each condition is the nominal task with one change, whatever a run trained with: no random
+# failures or pushes (a failure- and push-aware run's options would otherwise stay on).
+NOMINAL_TASK = {"fail_prob": 0.0, "disturbance_range": None}
+
+
 def conditions(fail: bool) -> dict[str, dict]:
+    """condition -> the environment options it evaluates with."""
     low, high = 0.7 * NOMINAL_MASS, 1.3 * NOMINAL_MASS
     table = {
         NOMINAL: {},
@@ -69,7 +75,7 @@ def conditions(fail: bool) -> dict[str, dict]:
             "fail_mode": "dead_weight",
             "goal_height": list(HIGH_GOALS),
         }
-    return table
+    return {name: {**NOMINAL_TASK, **options} for name, options in table.items()}
 
 
 def format_table(
@@ -95,7 +101,7 @@ def format_table(
 def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
     """Every condition on ``run``'s latest checkpoint -> condition -> ``scripts/evaluate.py``'s
     results; also ``run/eval/conditions.md`` and ``.json``, whose results are reused for each
-    condition evaluated there on the same checkpoint with as many episodes."""
+    condition evaluated there on the same checkpoint, options and number of episodes."""
     cfg = load_run_config(run)
     checkpoints = Checkpointer(run / "checkpoints", cfg.keep_checkpoints, create=False)
     latest = checkpoints.latest()
@@ -105,7 +111,8 @@ def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
     results = {}
     for i, (name, options) in enumerate(conditions(fail).items()):
         same = old.get(name, {})
-        if same.get("episodes_per_seed") == episodes and same.get("checkpoint") == latest:
+        key = (same.get("episodes_per_seed"), same.get("checkpoint"), same.get("env_options"))
+        if key == (episodes, latest, options):
             results[name] = same
             continue
         tag = f"condition_{i}"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from evaluate_conditions import format_table
+from evaluate_conditions import NOMINAL_TASK, format_table
 
 from marl.checkpoint import Checkpointer
 from marl.cli import evaluate_main
@@ -50,8 +50,7 @@ def track_options(run: Path) -> dict:
         "num_agents": env.num_agents,
         "load_mass_range": env.load_mass_range,
         "trajectory": "figure8",
-        "fail_prob": 0.0,
-        "disturbance_range": None,
+        **NOMINAL_TASK,
     }
 
 
