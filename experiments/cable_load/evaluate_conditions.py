@@ -112,7 +112,7 @@ def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
     for i, (name, options) in enumerate(conditions(fail).items()):
         same = old.get(name, {})
         key = (same.get("episodes_per_seed"), same.get("checkpoint"), same.get("env_options"))
-        if key == (episodes, latest, options):
+        if key == (episodes, latest, {**cfg.env.options, **options}):  # the options in effect
             results[name] = same
             continue
         tag = f"condition_{i}"
