@@ -350,6 +350,21 @@ def test_a_dead_weight_mav_spins_down_and_hangs_from_its_cable():
     assert not np.asarray(state.rotor_speed[lost]).any()
 
 
+def test_a_released_mav_falls_to_the_ground_and_lies_there():
+    """So the critic's state stays bounded (it once fell on, to z = -1100 m in 15 s)."""
+    env = CableLoadHover(num_agents=4, fail_step=2)
+    state, _ = env.reset(jax.random.PRNGKey(3))
+    lost, step = 1 + int(state.fail_agent), jax.jit(env.step)
+    heights = []
+    for i in range(200):
+        state, _ = step(jax.random.PRNGKey(i), state, jnp.zeros((4, 5)))
+        heights.append(float(state.bodies.pos[lost, 2]))
+    assert heights[2] > 1.0 and heights[30] < heights[2] - 0.3  # falling freely
+    assert min(heights) == 0.0 and heights[-1] == 0.0
+    assert not np.asarray(state.bodies.vel[lost]).any()
+    assert not np.asarray(state.bodies.omega[lost]).any()
+
+
 def test_either_failure_model_is_drawn_per_episode():
     env = CableLoadHover(num_agents=4, fail_step=1, fail_mode="either")
     states, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 64))

@@ -21,7 +21,7 @@ each end body; episodes start in the exact static equilibrium (load level, cable
 at one point below the load's centre of mass with a mean tilt of 0.5 rad, rotor speeds and
 tensions balanced); actions are clipped to a box; contacts other than those listed are not
 modelled; a failed MAV leaves the team, released from its cable or hanging from it
-(``fail_mode``).
+(``fail_mode``); a released MAV falls until it reaches the ground (z = 0) and lies there.
 """
 
 from __future__ import annotations
@@ -92,6 +92,15 @@ def equilibrium_cables(anchors: np.ndarray, tilt: float) -> tuple[np.ndarray, np
     if np.any(tension <= 0):
         raise ValueError("this cable layout has no equilibrium with all cables in tension")
     return direction, tension
+
+
+def landed(b: Bodies, attached: Array) -> Bodies:
+    """``b`` with each released MAV (not ``attached [N]``) that reached the ground lying at
+    rest on it, instead of falling on (which would grow the critic's state without bound)."""
+    down = jnp.concatenate([jnp.zeros(1, bool), ~attached & (b.pos[1:, 2] <= 0.0)])  # [B]
+    at_rest = lambda x: jnp.where(down[:, None], 0.0, x)  # noqa: E731
+    pos = b.pos.at[:, 2].set(jnp.where(down, 0.0, b.pos[:, 2]))
+    return b.replace(pos=pos, vel=at_rest(b.vel), omega=at_rest(b.omega))
 
 
 @struct.dataclass
@@ -363,6 +372,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             b, acc_all, alpha_all, tension = rigid.step(
                 b, state.inertia, self.cables, force, torque, state.attached, self.physics_dt
             )
+            b = landed(b, state.attached)
             acc, alpha = acc_all[1:], alpha_all[1:]
         return state.replace(
             bodies=b, rotor_speed=speed, thrusts=thrusts, acc=acc, alpha=alpha, tension=tension

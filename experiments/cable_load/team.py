@@ -22,9 +22,6 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
   10M env-steps per seed (``init_from``, a fresh optimiser): ``mappo``, trained that way from
   scratch, learned slowly (entropy stuck near 5.3 nats per agent; greedy success 0.7% on its
   training distribution at 30M env-steps).
-- ``mappo_tuned_slow``: as ``mappo_tuned`` at the reference's learning rates (actor 5e-5,
-  critic 1e-4): at 3e-4 / 5e-4, ``mappo_tuned``'s policy noise grew (entropy 0.65 -> 1.41
-  nats per agent) and its nominal success fell from 80% to 21%.
 - ``vq``, ``hammer``, ``commformer``: each communication method, trained failure- and
   push-aware, with messages carrying what an agent cannot see (the other MAVs' states).
 
@@ -57,9 +54,9 @@ CPU = [
     "logger.wandb.mode=disabled",
     "logger.progress=false",
 ]
-NET = ["policy.actor_hidden=[128,128]", "policy.critic_hidden=[128,128]"]
 MLP = [
-    *NET,
+    "policy.actor_hidden=[128,128]",
+    "policy.critic_hidden=[128,128]",
     "algo.lr=3e-4",
     "algo.groups={actor:{lr:3e-4},critic:{lr:5e-4}}",
 ]
@@ -69,11 +66,6 @@ METHODS = {
     "mappo_tuned": [
         "experiment=cable_team",
         *MLP,
-        "init_from=experiments/cable_load/team/mappo_nominal",
-    ],
-    "mappo_tuned_slow": [
-        "experiment=cable_team",
-        *NET,  # the reference's learning rates (experiment=cable_hover's)
         "init_from=experiments/cable_load/team/mappo_nominal",
     ],
     "vq": ["experiment=cable_team", "comm=vq", "comm.normalise=true", *MLP],
