@@ -234,7 +234,8 @@ def test_reward_terms_at_the_goal():
 
 
 def test_a_terminated_episode_is_no_success():
-    """An episode ended by a termination while the load sits on its goal is a failure."""
+    """An episode ended by a termination while the load sits on its goal is a failure, and
+    not survived."""
     for limit, ends in ((0.2, False), (50.0, True)):  # MAVs "too close" under a 50 m limit
         env = CableLoadHover(min_drone_distance=limit)
         state, _ = env.reset(jax.random.PRNGKey(0))
@@ -244,7 +245,7 @@ def test_a_terminated_episode_is_no_success():
         assert bool(ts.terminated) == ends
         assert float(ts.info["position_error"]) < 0.1
         assert float(ts.info["orientation_error_deg"]) < 10
-        assert float(ts.info["success"]) == (not ends)
+        assert float(ts.info["success"]) == float(ts.info["survived"]) == (not ends)
 
 
 def test_tilt_straight_down_is_half_a_turn():

@@ -512,8 +512,9 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         return jnp.any(jnp.stack(list(self.terminations(state).values())))
 
     def metrics(self, state: CableState, terminated: Array) -> dict[str, Array]:
-        """Pose errors, and success: within 0.1 m and 10 degrees of the goal and not
-        terminated (an episode is a success if it reaches its end, 20 s, that way)."""
+        """Pose errors; success: within 0.1 m and 10 degrees of the goal and not terminated;
+        survived: not terminated (an episode ends, after 20 s, a success or a survival when its
+        last step is one)."""
         pos_err, _, angle = self._pose_error(state)
         pos_err = jnp.linalg.norm(pos_err)
         angle = jnp.degrees(angle)
@@ -521,6 +522,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
             "position_error": pos_err,
             "orientation_error_deg": angle,
             "success": ((pos_err < 0.1) & (angle < 10.0) & ~terminated).astype(jnp.float32),
+            "survived": (~terminated).astype(jnp.float32),
         }
 
     def _timestep(self, state: CableState, reward: Array, terminated: Array) -> TimeStep:

@@ -4,8 +4,9 @@
 
 Runs ``scripts/evaluate.py`` once per condition (deterministic and sampled actions, 100
 episodes each by default) and writes ``RUN_DIR/eval/conditions.md`` and ``.json``: success
-rate (final position error < 0.1 m and orientation error < 10 deg), final errors, return
-and episode length, each with a 95% confidence interval. ``--fail`` adds "one MAV lost at
+rate (final position error < 0.1 m and orientation error < 10 deg, no termination),
+survival rate (no termination in the 20 s), final errors, return and episode length, each
+with a 95% confidence interval. ``--fail`` adds "one MAV lost at
 5 s" in both failure models (meant for 4-MAV teams), the dead weight also under goals high
 enough for it to hang clear of the ground.
 """
@@ -34,6 +35,7 @@ LOST_DEAD_WEIGHT_HIGH = "one MAV lost at 5 s (dead weight), goals {}-{} m high".
 # statistic -> (column, format)
 STATS = {
     "success": ("success", "{:.0%}"),
+    "survived": ("survived (no termination)", "{:.0%}"),
     "position_error": ("final position error (m)", "{:.3f}"),
     "orientation_error_deg": ("final orientation error (deg)", "{:.1f}"),
     "return": ("return per agent", "{:.1f}"),
@@ -101,7 +103,8 @@ def format_table(
 def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
     """Every condition on ``run``'s latest checkpoint -> condition -> ``scripts/evaluate.py``'s
     results; also ``run/eval/conditions.md`` and ``.json``, whose results are reused for each
-    condition evaluated there on the same checkpoint, options and number of episodes."""
+    condition evaluated there on the same checkpoint, options in effect (the run's, with
+    the condition's on top) and number of episodes, with every statistic of ``STATS``."""
     cfg = load_run_config(run)
     checkpoints = Checkpointer(run / "checkpoints", cfg.keep_checkpoints, create=False)
     latest = checkpoints.latest()
@@ -112,7 +115,8 @@ def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
     for i, (name, options) in enumerate(conditions(fail).items()):
         same = old.get(name, {})
         key = (same.get("episodes_per_seed"), same.get("checkpoint"), same.get("env_options"))
-        if key == (episodes, latest, {**cfg.env.options, **options}):  # the options in effect
+        measured = STATS.keys() <= same.get("deterministic", {}).keys()
+        if measured and key == (episodes, latest, {**cfg.env.options, **options}):
             results[name] = same
             continue
         tag = f"condition_{i}"

@@ -28,8 +28,8 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
 ``report`` evaluates every finished run under each condition of ``evaluate_conditions.py``
 (``--fail``: nominal, load mass ±30%, a push of 15.4% of the load's weight, the
 heterogeneous member, one MAV lost at 5 s in both failure models; ``--episodes`` greedy and
-sampled episodes per seed) and writes ``team.md`` / ``team.json``: success and final errors
-per condition and method, mean ± 95% CI over all episodes, and the per-seed success rates.
+sampled episodes per seed) and writes ``team.md`` / ``team.json``: success, survival and final
+errors per condition and method, mean ± 95% CI over all episodes, and the per-seed rates.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ STEPS = {
 # table columns: statistic -> (heading, format)
 COLUMNS = {
     "success": ("success", "{:.0%}"),
+    "survived": ("survived (no termination in the 20 s)", "{:.0%}"),
     "position_error": ("final position error (m)", "{:.3f}"),
     "orientation_error_deg": ("final orientation error (deg)", "{:.1f}"),
 }
@@ -104,7 +105,8 @@ def report(episodes: int) -> None:
             for method in done:
                 res = results[method][condition]["deterministic"]
                 (mean, ci), seeds = res[stat], res["per_seed"][stat]
-                each = ", ".join(fmt.format(s) for s in seeds) if stat == "success" else ""
+                rate = stat in ("success", "survived")
+                each = ", ".join(fmt.format(s) for s in seeds) if rate else ""
                 cells.append(
                     f"{fmt.format(mean)} ± {fmt.format(ci)}" + (f" ({each})" if each else "")
                 )
