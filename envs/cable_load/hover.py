@@ -45,6 +45,7 @@ LOAD_MASS = 1.4
 LOAD_INERTIA = np.array([0.02625, 0.037917, 0.058917])
 LOAD_COM = np.array([0.0, 0.0, 0.06])  # in the box frame, from the box's bottom centre
 ROD_MASS = 0.0236
+GROUND = 0.1  # m: a body (the load or an attached MAV) this low ends the episode
 FAIL_MODES = ("released", "dead_weight", "either")
 DRONE_ANCHOR = np.array([0.0, 0.0, -0.03])
 REWARD_WEIGHTS = {
@@ -497,7 +498,7 @@ class CableLoadHover(SharedSpaces, MultiAgentEnv):
         drone_gap = jnp.linalg.norm(b.pos[1:, None] - b.pos[None, 1:], axis=-1)
         drone_gap = jnp.where(pair, drone_gap, jnp.inf).min()
         return {
-            "ground": (b.pos[0, 2] < 0.1) | jnp.any(attached & (b.pos[1:, 2] < 0.1)),
+            "ground": (b.pos[0, 2] < GROUND) | jnp.any(attached & (b.pos[1:, 2] < GROUND)),
             "drone_cable_angle": jnp.any(flying & (jnp.sum(n * drone_z, -1) > 0.0)),
             "load_cable_angle": jnp.any(
                 flying & (jnp.sum(-n * load_z, -1) < np.cos(np.radians(135)))
