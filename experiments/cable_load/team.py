@@ -22,6 +22,9 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
   10M env-steps per seed (``init_from``, a fresh optimiser): ``mappo``, trained that way from
   scratch, learned slowly (entropy stuck near 5.3 nats per agent; greedy success 0.7% on its
   training distribution at 30M env-steps).
+- ``mappo_tuned_released``: as ``mappo_tuned`` with every failure of the released kind: a
+  MAV left hanging as dead weight reaches the ground under most goals, which ends the
+  episode, so that training on it rewards holding the load above its goal.
 - ``vq``, ``hammer``, ``commformer``: each communication method, trained failure- and
   push-aware, with messages carrying what an agent cannot see (the other MAVs' states).
 
@@ -67,6 +70,12 @@ METHODS = {
         "experiment=cable_team",
         *MLP,
         "init_from=experiments/cable_load/team/mappo_nominal",
+    ],
+    "mappo_tuned_released": [
+        "experiment=cable_team",
+        *MLP,
+        "init_from=experiments/cable_load/team/mappo_nominal",
+        "env.options.fail_mode=released",
     ],
     "vq": ["experiment=cable_team", "comm=vq", "comm.normalise=true", *MLP],
     "hammer": [
