@@ -89,7 +89,7 @@ METHODS = {
 }
 STEPS = {
     "mappo_tuned": 10_000_000,
-    "mappo_tuned_slow": 10_000_000,
+    "mappo_tuned_released": 10_000_000,
 }  # env-steps per seed where not --steps' default
 # table columns: statistic -> (heading, format)
 COLUMNS = {
