@@ -57,6 +57,30 @@ def interrupts_deferred() -> Iterator[None]:
             signal.raise_signal(sig)
 
 
+@contextmanager
+def interrupts_kept() -> Iterator[list[int]]:
+    """Ctrl-C / SIGTERM raise ``KeyboardInterrupt`` as usual, and each is also kept in the list
+    yielded: Python drops an exception raised inside a finaliser or a JAX callback (it prints
+    "Exception ignored in ..." and goes on), so the training loop raises again for what it
+    finds there at the next chunk boundary."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    kept: list[int] = []
+
+    def keep(sig: int, _) -> None:
+        kept.append(sig)
+        raise KeyboardInterrupt
+
+    held = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, keep) for s in held}
+    try:
+        yield kept
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+
 class Logger:
     def __init__(
         self,

@@ -39,7 +39,7 @@ from marl.config import (
     sweep_points,
     to_yaml,
 )
-from marl.logging import Logger
+from marl.logging import Logger, interrupts_kept
 from marl.optim import check_schedule, make_optimizer, resolve_groups, scheduled
 from marl.policies import ActorCritic, Context, Observation, Role, make_policy
 from marl.rollout import Normalizer, Runner, batched, is_host, make_env, rollout
@@ -535,26 +535,31 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     logger = Logger(cfg, run_dir, total, learner.steps_per_update, done, enabled=primary)
     finished, chunks = False, 0
     try:
-        while done < total:
-            if stop_after_chunks is not None and chunks >= stop_after_chunks:
-                logger.console(f"stopped after {chunks} chunk(s); {_resume_command(run_dir)}")
-                break
-            n = min(size, total - done)
-            t0 = time.perf_counter()
-            new_state, metrics = run_chunk(state, jnp.int32(n))
-            metrics = {k: distributed.local(v)[:n] for k, v in metrics.items()}
-            _check_finite(new_state, metrics, done + n)
-            state, done, chunks = new_state, done + n, chunks + 1
-            logger.log_updates(metrics, time.perf_counter() - t0)
-            last, boundary = done == total, math.ceil(done / size)
-            evaluating = last or (cfg.eval.every_chunks and boundary % cfg.eval.every_chunks == 0)
-            if evaluating and primary:
-                tag, gif = f"update_{done}", last or cfg.eval.gif_episodes > 0
-                logger.log_eval(evaluator(held_whole(state), gif=gif, tag=tag))
-            if last or boundary % cfg.checkpoint_every_chunks == 0:
-                ckpt.save(done, state)
-        else:
-            finished = True
+        with interrupts_kept() as interrupts:
+            while done < total:
+                if interrupts:  # a Ctrl-C that Python swallowed during the last chunk
+                    raise KeyboardInterrupt
+                if stop_after_chunks is not None and chunks >= stop_after_chunks:
+                    logger.console(f"stopped after {chunks} chunk(s); {_resume_command(run_dir)}")
+                    break
+                n = min(size, total - done)
+                t0 = time.perf_counter()
+                new_state, metrics = run_chunk(state, jnp.int32(n))
+                metrics = {k: distributed.local(v)[:n] for k, v in metrics.items()}
+                _check_finite(new_state, metrics, done + n)
+                state, done, chunks = new_state, done + n, chunks + 1
+                logger.log_updates(metrics, time.perf_counter() - t0)
+                last, boundary = done == total, math.ceil(done / size)
+                evaluating = last or (
+                    cfg.eval.every_chunks and boundary % cfg.eval.every_chunks == 0
+                )
+                if evaluating and primary:
+                    tag, gif = f"update_{done}", last or cfg.eval.gif_episodes > 0
+                    logger.log_eval(evaluator(held_whole(state), gif=gif, tag=tag))
+                if last or boundary % cfg.checkpoint_every_chunks == 0:
+                    ckpt.save(done, state)
+            else:
+                finished = True
     except TrainingDiverged as err:
         where = _last_checkpoint(ckpt)
         logger.console(f"[red]training stopped: {err}; {where}")

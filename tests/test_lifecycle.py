@@ -101,6 +101,35 @@ def test_ctrl_c_then_resume_counts_each_update_once(tmp_path):
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_that_python_swallows_still_stops_the_run(tmp_path, monkeypatch):
+    """A Ctrl-C whose ``KeyboardInterrupt`` is raised inside a finaliser (or a JAX callback)
+    is dropped by Python with "Exception ignored in ..."; the run still stops at the next
+    chunk boundary, and its resume logs each update once."""
+    import marl.train
+
+    class SigintOnCollection:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    check, calls = marl.train._check_finite, []
+
+    def check_then_swallow_a_ctrl_c(*args):
+        check(*args)
+        calls.append(1)
+        if len(calls) == 1:
+            SigintOnCollection()  # collected at once: the interrupt is raised in __del__
+
+    monkeypatch.setattr(marl.train, "_check_finite", check_then_swallow_a_ctrl_c)
+    cfg = compose_config([*TINY, "logger.num_chunks=4", f"run_dir={tmp_path / 'run'}"])
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    assert updates(tmp_path / "run") == [1]  # stopped at the first boundary after it
+    monkeypatch.undo()
+    train(compose_config([f"resume={tmp_path / 'run'}"]))
+    assert updates(tmp_path / "run") == [1, 2, 3, 4]
+
+
 def test_ctrl_c_while_logging_reaches_both_logs_or_neither(tmp_path):
     """A Ctrl-C that lands between an update's line in ``metrics.jsonl`` and its W&B row waits
     for the chunk's records; the resume then sends W&B each later update once."""

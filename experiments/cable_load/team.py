@@ -25,6 +25,9 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
 - ``mappo_tuned_released``: as ``mappo_tuned`` with every failure of the released kind: a
   MAV left hanging as dead weight reaches the ground under most goals, which ends the
   episode, so that training on it rewards holding the load above its goal.
+- ``mappo_tuned_control``: as ``mappo_tuned`` on the nominal task (no failures, no push):
+  the control that tells whether the fine-tunes' decline comes from the failures and pushes
+  or from the fine-tune itself.
 - ``vq``, ``hammer``, ``commformer``: each communication method, trained failure- and
   push-aware, with messages carrying what an agent cannot see (the other MAVs' states).
 
@@ -77,6 +80,13 @@ METHODS = {
         "init_from=experiments/cable_load/team/mappo_nominal",
         "env.options.fail_mode=released",
     ],
+    "mappo_tuned_control": [
+        "experiment=cable_team",
+        *MLP,
+        "init_from=experiments/cable_load/team/mappo_nominal",
+        "env.options.fail_prob=0.0",
+        "env.options.disturbance_range=null",
+    ],
     "vq": ["experiment=cable_team", "comm=vq", "comm.normalise=true", *MLP],
     "hammer": [
         "experiment=cable_team",
@@ -90,6 +100,7 @@ METHODS = {
 STEPS = {
     "mappo_tuned": 10_000_000,
     "mappo_tuned_released": 10_000_000,
+    "mappo_tuned_control": 10_000_000,
 }  # env-steps per seed where not --steps' default
 # table columns: statistic -> (heading, format)
 COLUMNS = {
