@@ -514,7 +514,8 @@ def test_render_draws_the_scene():
 
 def test_evaluation_conditions_leave_out_what_a_run_trained_with():
     """A failure- and push-aware run is evaluated on the nominal task plus each condition's
-    one change: no random failure or push of its training stays on."""
+    one change: no random failure or push of its training stays on, and no mix of failure
+    models (``fail_mode: either``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
     from evaluate_conditions import conditions
 
@@ -525,3 +526,5 @@ def test_evaluation_conditions_leave_out_what_a_run_trained_with():
         assert env.fail_prob == 0 and env.disturbance_range is None, name
         assert env.fail_step == (500 if "lost" in name else -1), name
         assert env.disturbance == (0.154 if "push" in name else 0.0), name
+        if "lost" in name:  # each lost-MAV condition names its failure model
+            assert env.fail_mode == ("released" if "released" in name else "dead_weight"), name

@@ -63,7 +63,7 @@ def conditions(fail: bool) -> dict[str, dict]:
         },
     }
     if fail:
-        table[LOST_RELEASED] = {"fail_step": 500}
+        table[LOST_RELEASED] = {"fail_step": 500, "fail_mode": "released"}
         table[LOST_DEAD_WEIGHT] = {
             "fail_step": 500,
             "fail_mode": "dead_weight",
