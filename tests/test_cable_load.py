@@ -528,3 +528,22 @@ def test_evaluation_conditions_leave_out_what_a_run_trained_with():
         assert env.disturbance == (0.154 if "push" in name else 0.0), name
         if "lost" in name:  # each lost-MAV condition names its failure model
             assert env.fail_mode == ("released" if "released" in name else "dead_weight"), name
+
+
+def test_every_robustness_table_method_composes_into_its_recipe():
+    """``team.py``'s methods are valid configs: each nominal run trains without failures or
+    pushes, each fine-tune with both, from a nominal run of the same policy and channel."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
+    from team import BASELINE, METHODS
+
+    cfgs = {m: compose_config(overrides) for m, overrides in METHODS.items()}
+    for m, cfg in cfgs.items():
+        assert cfg.env.name == "cable_load/hover4", m
+        aware = cfg.env.options.get("fail_prob", 0) > 0
+        assert aware == (not m.endswith(("_nominal", "_control"))), m
+        if cfg.init_from is not None:
+            source = cfgs[Path(cfg.init_from).name]
+            assert (cfg.policy, cfg.comm) == (source.policy, source.comm), m
+    for m, baseline in BASELINE.items():
+        assert cfgs[m].comm.name != "none" and cfgs[baseline].comm.name == "none", m
+        assert m.rsplit("_", 1)[1] == baseline.rsplit("_", 1)[1], m  # the same recipe

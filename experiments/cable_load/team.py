@@ -28,14 +28,17 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
 - ``mappo_tuned_control``: as ``mappo_tuned`` on the nominal task (no failures, no push):
   the control that tells whether the fine-tunes' decline comes from the failures and pushes
   or from the fine-tune itself.
-- ``vq``, ``hammer``, ``commformer``: each communication method, trained failure- and
-  push-aware, with messages carrying what an agent cannot see (the other MAVs' states).
+- ``<method>_nominal`` and ``<method>_tuned`` for each communication method (``vq``,
+  ``hammer``, ``commformer``): the recipe of ``mappo_nominal`` -> ``mappo_tuned``, with
+  messages carrying what an agent cannot see (the other MAVs' states).
 
 ``report`` evaluates every finished run under each condition of ``evaluate_conditions.py``
 (``--fail``: nominal, load mass ±30%, a push of 15.4% of the load's weight, the
 heterogeneous member, one MAV lost at 5 s in both failure models; ``--episodes`` greedy and
 sampled episodes per seed) and writes ``team.md`` / ``team.json``: success, survival and final
-errors per condition and method, mean ± 95% CI over all episodes, and the per-seed rates.
+errors per condition and method, mean ± 95% CI over all episodes, and the per-seed rates;
+and "Does communication help?": rliable's probability that each communication run improves
+on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 from evaluate_conditions import evaluate
 
-from marl.compare import train_run
+from marl.compare import compare, markdown, train_run
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "team"
@@ -66,42 +70,47 @@ MLP = [
     "algo.lr=3e-4",
     "algo.groups={actor:{lr:3e-4},critic:{lr:5e-4}}",
 ]
-METHODS = {
-    "mappo_nominal": ["experiment=cable_hover", "env.name=cable_load/hover4", *MLP],
-    "mappo": ["experiment=cable_team", *MLP],
-    "mappo_tuned": [
-        "experiment=cable_team",
-        *MLP,
-        "init_from=experiments/cable_load/team/mappo_nominal",
-    ],
-    "mappo_tuned_released": [
-        "experiment=cable_team",
-        *MLP,
-        "init_from=experiments/cable_load/team/mappo_nominal",
-        "env.options.fail_mode=released",
-    ],
-    "mappo_tuned_control": [
-        "experiment=cable_team",
-        *MLP,
-        "init_from=experiments/cable_load/team/mappo_nominal",
-        "env.options.fail_prob=0.0",
-        "env.options.disturbance_range=null",
-    ],
-    "vq": ["experiment=cable_team", "comm=vq", "comm.normalise=true", *MLP],
-    "hammer": [
-        "experiment=cable_team",
-        "policy=hammer",
-        "comm=messenger",
-        "policy.activation=elu",
-        *MLP,
-    ],
-    "commformer": ["experiment=cable_team_commformer", "algo.lr=3e-4"],
+NOMINAL = ["experiment=cable_hover", "env.name=cable_load/hover4"]  # 4 MAVs, no failures
+AWARE = ["experiment=cable_team"]  # failure- and push-aware
+COMM = {  # a communication method's overrides on top of NOMINAL or AWARE, with MLP's settings
+    "vq": ["comm=vq", "comm.normalise=true"],
+    "hammer": ["policy=hammer", "comm=messenger", "policy.activation=elu"],
 }
-STEPS = {
-    "mappo_tuned": 10_000_000,
-    "mappo_tuned_released": 10_000_000,
-    "mappo_tuned_control": 10_000_000,
-}  # env-steps per seed where not --steps' default
+# CommFormer has its own networks and parameter groups: experiment=cable_team_commformer,
+# nominal with its failures and pushes off and cable_hover's entropy bonus.
+COMMFORMER = ["experiment=cable_team_commformer", "algo.lr=3e-4"]
+OFF = ["env.options.fail_prob=0.0", "env.options.disturbance_range=null"]
+
+
+def tuned(nominal: str, *overrides: str) -> list[str]:
+    """Run ``nominal``'s final policy trained on, failure- and push-aware (``init_from``)."""
+    return [*AWARE, *overrides, f"init_from=experiments/cable_load/team/{nominal}"]
+
+
+METHODS = {
+    "mappo_nominal": [*NOMINAL, *MLP],
+    "mappo": [*AWARE, *MLP],
+    "mappo_tuned": tuned("mappo_nominal", *MLP),
+    "mappo_tuned_released": [*tuned("mappo_nominal", *MLP), "env.options.fail_mode=released"],
+    "mappo_tuned_control": [*tuned("mappo_nominal", *MLP), *OFF],
+    **{
+        name: runs
+        for m in COMM
+        for name, runs in (
+            (f"{m}_nominal", [*NOMINAL, *COMM[m], *MLP]),
+            (f"{m}_tuned", tuned(f"{m}_nominal", *COMM[m], *MLP)),
+        )
+    },
+    "commformer_nominal": [*COMMFORMER, *OFF, "algo.ent_coef=0.001"],
+    "commformer_tuned": [*COMMFORMER, "init_from=experiments/cable_load/team/commformer_nominal"],
+}
+STEPS = {m: 10_000_000 for m in METHODS if "_tuned" in m}  # the fine-tunes; others 40M
+# each communication run -> the MAPPO run of its recipe, for "Does communication help?"
+BASELINE = {
+    m: "mappo_tuned" if m.endswith("_tuned") else "mappo_nominal"
+    for m in METHODS
+    if not m.startswith("mappo")
+}
 # table columns: statistic -> (heading, format)
 COLUMNS = {
     "success": ("success", "{:.0%}"),
@@ -131,9 +140,27 @@ def report(episodes: int) -> None:
                     f"{fmt.format(mean)} ± {fmt.format(ci)}" + (f" ({each})" if each else "")
                 )
             lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    lines += helps(results)
     (HERE / "team.json").write_text(json.dumps(results, indent=2))
     (HERE / "team.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def helps(results: dict) -> list[str]:
+    """Per communication run and rate, rliable's probability of improvement on the MAPPO run
+    of its recipe, over seeds x conditions (each a task)."""
+    pairs = [(m, b) for m, b in BASELINE.items() if {m, b} <= results.keys()]
+    if not pairs:
+        return []
+    lines = ["", "## Does communication help?", ""]
+    for stat in ("success", "survived"):
+        scores = {  # method -> [seeds, conditions]
+            m: np.array([c["deterministic"]["per_seed"][stat] for c in res.values()]).T
+            for m, res in results.items()
+        }
+        lines += [f"{COLUMNS[stat][0]}, each condition a task:", ""]
+        lines += markdown(compare(scores, pairs)) + [""]
+    return lines
 
 
 def cli(doc: str, runs: dict[str, list[str]], out: Path, report, steps: dict[str, int]) -> None:
