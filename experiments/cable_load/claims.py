@@ -8,8 +8,9 @@
 CPU settings, into ``claims/<run>/`` (resumable like ``team.py train``):
 
 - ``hover3``: MAPPO without communication, 3 MAVs, nominal task, 40M env-steps per seed;
-- ``track``: the same on 4 MAVs, trained on ``cable_load/track``'s figure-8 (the
-  tracking-trained policy beside the hover-trained one flown zero-shot).
+- ``track``: ``team.py``'s ``mappo_nominal`` (4 MAVs) trained on for 10M env-steps per seed
+  on ``cable_load/track``'s figure-8 (``init_from``; the tracking-trained policy beside the
+  hover-trained one flown zero-shot).
 
 ``report`` evaluates ``hover3`` under ``evaluate_conditions.py``'s nominal condition and
 collects, with ``team.json`` (``team.py report``), ``figure8.json`` (``figure8.py``) and the
@@ -50,8 +51,10 @@ TRAIN = {
         "env.name=cable_load/track",
         "+env.options={num_agents:4,load_mass_range:[1.0,1.8],trajectory:figure8}",
         *MLP,
+        "init_from=experiments/cable_load/team/mappo_nominal",
     ],
 }
+STEPS = {"track": 10_000_000}  # env-steps per seed; hover3 40M
 NO_COMM = ("mappo_nominal", "mappo", "mappo_tuned")  # team.py's runs the claims are about
 BENCHMARK = HERE.parent / "benchmarks" / "cable_cpu.json"
 SUCCESS_TARGET, RMSE_TARGET, FLOP_SPREAD = 0.8, 0.1, 0.05
@@ -183,4 +186,4 @@ def report(episodes: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(__doc__, TRAIN, RUNS, report, {}))
+    sys.exit(cli(__doc__, TRAIN, RUNS, report, STEPS))
