@@ -543,7 +543,7 @@ def test_every_robustness_table_method_composes_into_its_recipe():
         assert aware == (not m.endswith(("_nominal", "_control"))), m
         if cfg.init_from is not None:
             source = cfgs[Path(cfg.init_from).name]
-            assert (cfg.policy, cfg.comm) == (source.policy, source.comm), m
+            assert (cfg.policy.name, cfg.comm) == (source.policy.name, source.comm), m
     for m, baseline in BASELINE.items():
         assert cfgs[m].comm.name != "none" and cfgs[baseline].comm.name == "none", m
         assert m.rsplit("_", 1)[1] == baseline.rsplit("_", 1)[1], m  # the same recipe

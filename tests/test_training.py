@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from marl.checkpoint import Checkpointer, CheckpointError
 from marl.cli import evaluate_main
-from marl.train import TrainingDiverged, train
+from marl.train import TrainingDiverged, build, train
 from tests.conftest import TINY, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,3 +255,16 @@ def test_cable_hover_experiment_trains_and_evaluates_under_other_conditions(tiny
     evaluate_main([f"run={run}", "episodes=2", "gif_episodes=0", "env_name=cable_load/track"])
     result = json.loads((run / "eval" / "evaluate_4.json").read_text())
     assert "tracking_rmse_position" in result["deterministic"]
+
+
+def test_a_fixed_log_std_stays_where_it_started_while_the_mean_learns(tiny):
+    """``policy.fixed_log_std=true``: the actor's mean trains, its log-std keeps its value
+    bitwise (no gradient, so Adam leaves it); without it the log-std moves."""
+    continuous = ["+env.options.continuous_actions=true", "policy.log_std_init=-0.5"]
+    for fixed in (True, False):
+        cfg = tiny(f"fixed_{fixed}", *continuous, f"policy.fixed_log_std={fixed}")
+        start = build(cfg)[3].params["params"]
+        end = Checkpointer(train(cfg) / "checkpoints", 3).load()["params"]["params"]
+        assert np.all(np.asarray(end["log_std"]) == np.float32(-0.5)) == fixed
+        moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != b)), start, end)
+        assert all(jax.tree.leaves({k: v for k, v in moved.items() if k != "log_std"}))

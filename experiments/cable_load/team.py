@@ -28,6 +28,10 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
 - ``mappo_tuned_control``: as ``mappo_tuned`` on the nominal task (no failures, no push):
   the control that tells whether the fine-tunes' decline comes from the failures and pushes
   or from the fine-tune itself.
+- ``mappo_tuned_fixed_std``: as ``mappo_tuned`` with the log-std kept at
+  ``mappo_nominal``'s (``policy.fixed_log_std``): in every fine-tune above it rose, and it is
+  one per action, shared by all states, so the noise that failure states call for would
+  blur the nominal ones.
 - ``<method>_nominal`` and ``<method>_tuned`` for each communication method (``vq``,
   ``hammer``, ``commformer``): the recipe of ``mappo_nominal`` -> ``mappo_tuned``, with
   messages carrying what an agent cannot see (the other MAVs' states).
@@ -93,6 +97,7 @@ METHODS = {
     "mappo_tuned": tuned("mappo_nominal", *MLP),
     "mappo_tuned_released": [*tuned("mappo_nominal", *MLP), "env.options.fail_mode=released"],
     "mappo_tuned_control": [*tuned("mappo_nominal", *MLP), *OFF],
+    "mappo_tuned_fixed_std": tuned("mappo_nominal", *MLP, "policy.fixed_log_std=true"),
     **{
         name: runs
         for m in COMM

@@ -48,6 +48,9 @@ class MLPConfig(PolicyConfig):
     recurrent: bool = False  # GRU after the MLP torso
     gru_size: int = field(default=64, metadata=WIDTHS)
     log_std_init: float = 0.0  # continuous actions: state-independent log-std
+    # continuous actions: the log-std is not learned (stays at log_std_init, or at the
+    # init_from run's), e.g. to fine-tune a converged policy's mean alone
+    fixed_log_std: bool = False
     centralised_actor: bool = False  # the actor sees the global state, not the observation
 
 
@@ -173,6 +176,8 @@ class MLPActorCritic(ActorCritic):
 
     def _dist(self, params, out, obs: Observation) -> ActionDist:
         log_std = None if self.discrete else params["params"]["log_std"]
+        if self.cfg.fixed_log_std and log_std is not None:
+            log_std = jax.lax.stop_gradient(log_std)
         return ActionDist(out, obs.action_mask, self.discrete, log_std)
 
     def act(self, params, method_state, carry, obs, key, ctx, deterministic=False) -> Acted:
