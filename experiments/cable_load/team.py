@@ -32,6 +32,7 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
   ``mappo_nominal``'s (``policy.fixed_log_std``): in every fine-tune above it rose, and it is
   one per action, shared by all states, so the noise that failure states call for would
   blur the nominal ones.
+- ``mappo_tuned_push``: as ``mappo_tuned`` with the pushes alone (no failures).
 - ``<method>_nominal`` and ``<method>_tuned`` for each communication method (``vq``,
   ``hammer``, ``commformer``): the recipe of ``mappo_nominal`` -> ``mappo_tuned``, with
   messages carrying what an agent cannot see (the other MAVs' states).
@@ -98,6 +99,7 @@ METHODS = {
     "mappo_tuned_released": [*tuned("mappo_nominal", *MLP), "env.options.fail_mode=released"],
     "mappo_tuned_control": [*tuned("mappo_nominal", *MLP), *OFF],
     "mappo_tuned_fixed_std": tuned("mappo_nominal", *MLP, "policy.fixed_log_std=true"),
+    "mappo_tuned_push": [*tuned("mappo_nominal", *MLP), "env.options.fail_prob=0.0"],
     **{
         name: runs
         for m in COMM
