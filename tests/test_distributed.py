@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from marl.checkpoint import Checkpointer
 
@@ -74,6 +75,7 @@ def _updates(run_dir: Path) -> list[int]:
     return [json.loads(x)["update"] for x in lines]
 
 
+@pytest.mark.slow  # two JAX processes, each compiling alone (about 80 s); `pytest -m slow`
 def test_two_processes_train_as_one_process_with_as_many_devices(tmp_path):
     """2 processes x 1 device = 1 process x 2 devices: the same parameters after 2 updates,
     only process 0 writes logs and evaluates, and the pair's checkpoint resumes (on 2

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import TINY
@@ -73,6 +74,7 @@ exec "$@"
 """
 
 
+@pytest.mark.slow  # a submitit job in a subprocess (about 40 s); `pytest -m slow`
 def test_the_slurm_launcher_writes_a_job_script_that_runs(tmp_path):
     bin_dir, record = tmp_path / "bin", tmp_path / "record"
     bin_dir.mkdir(), record.mkdir()
