@@ -16,8 +16,8 @@ CPU settings, into ``claims/<run>/`` (resumable like ``team.py train``):
 collects, with ``team.json`` (``team.py report``), ``figure8.json`` (``figure8.py``) and the
 acting benchmark (``experiments/benchmarks/cable_cpu.json``), one row per claim. The claims
 are about decentralised agents that never talk, so each row shows the MAPPO policies of
-the robustness table (trained nominally, failure- and push-aware, and nominally then
-failure- and push-aware); ``team.md`` has the communication methods. Our criteria (the
+the robustness table (trained nominally, for 40M or 50M env-steps; failure- and
+push-aware; nominally then failure- and push-aware, or push-aware alone); ``team.md`` has the communication methods. Our criteria (the
 reference gives no numbers): a success claim is reproduced when greedy success over all
 seeds' episodes is at least 80% (the issue's target); tracking, when every episode
 completes and the position RMSE is at most 0.1 m (the success radius); near-constant
@@ -55,7 +55,9 @@ TRAIN = {
     ],
 }
 STEPS = {"track": 10_000_000}  # env-steps per seed; hover3 40M
-NO_COMM = ("mappo_nominal", "mappo", "mappo_tuned")  # team.py's runs the claims are about
+# team.py's runs the claims are about (MAPPO, no communication); mappo_tuned_control is
+# mappo_nominal trained on nominally for 10M more env-steps per seed (50M in all)
+NO_COMM = ("mappo_nominal", "mappo_tuned_control", "mappo", "mappo_tuned", "mappo_tuned_push")
 BENCHMARK = HERE.parent / "benchmarks" / "cable_cpu.json"
 SUCCESS_TARGET, RMSE_TARGET, FLOP_SPREAD = 0.8, 0.1, 0.05
 # claim -> (how we test it, team.json's condition)
