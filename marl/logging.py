@@ -39,20 +39,28 @@ def wandb_mode(mode: WandbMode) -> str:
 
 
 @contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C / SIGTERM until the block has run, then deliver them: a logged update reaches
-    ``metrics.jsonl`` and W&B both or neither, so a resume sends W&B each update once."""
+def _signals_to(handler) -> Iterator[None]:
+    """Ctrl-C / SIGTERM go to ``handler`` within the block (only the main thread has them)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    before = {s: signal.signal(s, lambda sig, _: caught.append(sig)) for s in held}
+    before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for s, handler in before.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for s, old in before.items():
+            signal.signal(s, signal.SIG_DFL if old is None else old)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM until the block has run, then deliver them: a logged update reaches
+    ``metrics.jsonl`` and W&B both or neither, so a resume sends W&B each update once."""
+    caught: list[int] = []
+    try:
+        with _signals_to(lambda sig, _: caught.append(sig)):
+            yield
+    finally:
         for sig in dict.fromkeys(caught):
             signal.raise_signal(sig)
 
@@ -63,22 +71,14 @@ def interrupts_kept() -> Iterator[list[int]]:
     yielded: Python drops an exception raised inside a finaliser or a JAX callback (it prints
     "Exception ignored in ..." and goes on), so the training loop raises again for what it
     finds there at the next chunk boundary."""
-    if threading.current_thread() is not threading.main_thread():
-        yield []
-        return
     kept: list[int] = []
 
     def keep(sig: int, _) -> None:
         kept.append(sig)
         raise KeyboardInterrupt
 
-    held = (signal.SIGINT, signal.SIGTERM)
-    before = {s: signal.signal(s, keep) for s in held}
-    try:
+    with _signals_to(keep):
         yield kept
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 class Logger:
