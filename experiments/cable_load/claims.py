@@ -17,8 +17,8 @@ collects, with ``team.json`` (``team.py report``), ``figure8.json`` (``figure8.p
 acting benchmark (``experiments/benchmarks/cable_cpu.json``), one row per claim. The claims
 are about decentralised agents that never talk, so each row shows the MAPPO policies of
 the robustness table (trained nominally, for 40M or 50M env-steps; failure- and
-push-aware; nominally then failure- and push-aware, or push-aware alone); ``team.md`` has the communication methods. Our criteria (the
-reference gives no numbers): a success claim is reproduced when greedy success over all
+push-aware; nominally then failure- and push-aware, or push-aware alone); ``team.md`` has
+the communication methods. Our criteria (the reference gives no numbers): a success claim is reproduced when greedy success over all
 seeds' episodes is at least 80% (the issue's target); tracking, when every episode
 completes and the position RMSE is at most 0.1 m (the success radius); near-constant
 compute, when a decentralised agent's FLOPs change by less than 5% from the smallest to the

@@ -87,9 +87,15 @@ COMMFORMER = ["experiment=cable_team_commformer", "algo.lr=3e-4"]
 OFF = ["env.options.fail_prob=0.0", "env.options.disturbance_range=null"]
 
 
+def start(nominal: str) -> str:
+    """The override that starts a run from ``team/<nominal>``'s final policy."""
+    return f"init_from=experiments/cable_load/team/{nominal}"
+
+
 def tuned(nominal: str, *overrides: str) -> list[str]:
-    """Run ``nominal``'s final policy trained on, failure- and push-aware (``init_from``)."""
-    return [*AWARE, *overrides, f"init_from=experiments/cable_load/team/{nominal}"]
+    """Run ``nominal``'s final policy trained on, failure- and push-aware unless
+    ``overrides`` say otherwise."""
+    return [*AWARE, *overrides, start(nominal)]
 
 
 METHODS = {
@@ -109,7 +115,7 @@ METHODS = {
         )
     },
     "commformer_nominal": [*COMMFORMER, *OFF, "algo.ent_coef=0.001"],
-    "commformer_tuned": [*COMMFORMER, "init_from=experiments/cable_load/team/commformer_nominal"],
+    "commformer_tuned": [*COMMFORMER, start("commformer_nominal")],
 }
 STEPS = {m: 10_000_000 for m in METHODS if "_tuned" in m}  # the fine-tunes; others 40M
 # each communication run -> the MAPPO run of its recipe, for "Does communication help?"
