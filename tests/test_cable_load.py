@@ -456,6 +456,28 @@ def test_track_references_and_their_metrics(trajectory):
     assert float(ts.info["tracking_rmse_orientation_deg"]) < 0.1
 
 
+def test_track_lead_shows_the_goal_ahead_and_measures_the_load_against_the_reference_now():
+    """``lead`` changes the goal the team sees (the reference ``lead`` s ahead), not the
+    dynamics nor the metrics (the load against the reference at the current time)."""
+    base, led = CableLoadTrack(period=4.0), CableLoadTrack(period=4.0, lead=0.5)
+    (s0, t0), (s1, t1) = base.reset(jax.random.PRNGKey(0)), led.reset(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(s1.goal_pos, led.reference(jnp.asarray(0.5))[0])
+    steps = jax.jit(base.step), jax.jit(led.step)
+    for i in range(50):
+        (s0, t0), (s1, t1) = (
+            step(jax.random.PRNGKey(i), s, jnp.zeros((3, 5)))
+            for step, s in zip(steps, (s0, s1), strict=True)
+        )
+    np.testing.assert_allclose(s1.goal_pos, led.reference(jnp.asarray(50 * led.dt + 0.5))[0])
+    np.testing.assert_array_equal(s1.bodies.pos, s0.bodies.pos)
+    assert not np.allclose(t1.obs, t0.obs)  # the goal error shown
+    for k in ("tracking_rmse_position", "position_error", "success"):
+        np.testing.assert_allclose(t1.info[k], t0.info[k], rtol=1e-6)
+    assert float(t1.info["tracking_rmse_position"]) > 0.05
+    with pytest.raises(ValueError, match="lead must be >= 0"):
+        CableLoadTrack(lead=-1.0)
+
+
 def test_goal_height_moves_only_the_goals_height():
     """``goal_height`` draws the goal's height from its range; all else is drawn as before."""
     keys = jax.random.split(jax.random.PRNGKey(3), 64)

@@ -11,6 +11,11 @@ and half that along y, one loop per ``period`` s; a circle of radius ``size / 2`
 per ``period`` s; a step sequence through the 4 corners of a ``size`` m square, each held for
 ``period / 4`` s. All at ``height`` m with the load level (roll, pitch and yaw 0).
 
+``lead`` (s, default 0) shows the team the reference that far ahead as its goal: a feed-forward
+for a policy trained to settle on a fixed goal, which otherwise trails a moving one by about its
+settling time. Rewards follow the goal shown; every metric measures the load against the
+reference now.
+
 Tracking metrics in ``info`` (running over the episode, so the last step's value is the
 episode's): ``tracking_rmse_position`` (m) and ``tracking_rmse_orientation_deg``.
 """
@@ -42,11 +47,12 @@ class CableLoadTrack(CableLoadHover):
         size: float = 2.0,
         period: float = 20.0,
         height: float = 1.0,
+        lead: float = 0.0,
         **hover_options,
     ):
         """``trajectory``: ``figure8``, ``circle`` or ``steps``; ``size`` (m), ``period``
-        (s), ``height`` (m) as in the module docstring; the rest are ``cable_load/hover``'s
-        options."""
+        (s), ``height`` (m) and ``lead`` (s) as in the module docstring; the rest are
+        ``cable_load/hover``'s options."""
         if trajectory not in TRAJECTORIES:
             raise ValueError(f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r}")
         if ignored := set(self.ignored_options) & hover_options.keys():
@@ -56,8 +62,11 @@ class CableLoadTrack(CableLoadHover):
             )
         if size <= 0 or period <= 0 or height <= 0:
             raise ValueError(f"size, period and height must be > 0, got {size}, {period}, {height}")
+        if lead < 0:
+            raise ValueError(f"lead must be >= 0 s, got {lead}")
         super().__init__(**hover_options)
         self.trajectory, self.size, self.period, self.height = trajectory, size, period, height
+        self.lead = lead
         self.dt = self.substeps * self.physics_dt  # policy step (s)
 
     def reference(self, t: Array) -> tuple[Array, Array]:
@@ -75,8 +84,8 @@ class CableLoadTrack(CableLoadHover):
         return pos, jnp.array([1.0, 0.0, 0.0, 0.0])
 
     def start_and_goal(self, keys: Array) -> tuple[Array, Array, Array, Array]:
-        pos, quat = self.reference(jnp.zeros(()))
-        return pos, jnp.zeros(()), pos, quat
+        start, _ = self.reference(jnp.zeros(()))
+        return start, jnp.zeros(()), *self.reference(jnp.asarray(self.lead))
 
     def reset(self, key: Array) -> tuple[TrackState, TimeStep]:
         state, ts = super().reset(key)
@@ -84,13 +93,18 @@ class CableLoadTrack(CableLoadHover):
         return state, self._with_tracking(state, ts)
 
     def step(self, key: Array, state: TrackState, actions: Array) -> tuple[TrackState, TimeStep]:
-        goal_pos, goal_quat = self.reference((state.step + 1) * self.dt)
+        goal_pos, goal_quat = self.reference((state.step + 1) * self.dt + self.lead)
         state, ts = super().step(
             key, state.replace(goal_pos=goal_pos, goal_quat=goal_quat), actions
         )
         errors = jnp.stack([ts.info["position_error"], ts.info["orientation_error_deg"]])
         state = state.replace(squared_errors=state.squared_errors + errors**2)
         return state, self._with_tracking(state, ts)
+
+    def metrics(self, state: CableState, terminated: Array) -> dict[str, Array]:
+        """The hover task's, against the reference now (not the goal shown ``lead`` s ahead)."""
+        pos, quat = self.reference(state.step * self.dt)
+        return super().metrics(state.replace(goal_pos=pos, goal_quat=quat), terminated)
 
     def _with_tracking(self, state: TrackState, ts: TimeStep) -> TimeStep:
         rmse = jnp.sqrt(state.squared_errors / jnp.maximum(state.step, 1))
