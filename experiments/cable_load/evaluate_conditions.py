@@ -100,32 +100,38 @@ def format_table(
     return lines
 
 
-def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
-    """Every condition on ``run``'s latest checkpoint -> condition -> ``scripts/evaluate.py``'s
-    results; also ``run/eval/conditions.md`` and ``.json``, whose results are reused for each
-    condition evaluated there on the same checkpoint, options in effect (the run's, with
-    the condition's on top) and number of episodes, with every statistic of ``STATS``."""
+def evaluate_once(run: Path, tag: str, episodes: int, options: dict, *overrides: str) -> dict:
+    """``scripts/evaluate.py`` on ``run``'s latest checkpoint with ``options`` on top of the
+    run's environment options -> ``run/eval/<tag>.json``, reused when it holds the same
+    checkpoint, options in effect and number of episodes, with every statistic of ``STATS``
+    (``overrides``, e.g. ``env_name=``, are the tag's to keep constant)."""
     cfg = load_run_config(run)
     checkpoints = Checkpointer(run / "checkpoints", cfg.keep_checkpoints, create=False)
     latest = checkpoints.latest()
     checkpoints.close()
-    saved = run / "eval" / "conditions.json"
+    saved = run / "eval" / f"{tag}.json"
     old = json.loads(saved.read_text()) if saved.exists() else {}
-    results = {}
-    for i, (name, options) in enumerate(conditions(fail).items()):
-        same = old.get(name, {})
-        key = (same.get("episodes_per_seed"), same.get("checkpoint"), same.get("env_options"))
-        measured = STATS.keys() <= same.get("deterministic", {}).keys()
-        if measured and key == (episodes, latest, {**cfg.env.options, **options}):
-            results[name] = same
-            continue
-        tag = f"condition_{i}"
-        overrides = [f"env_options.{k}={json.dumps(v)}" for k, v in options.items()]
-        evaluate_main(
-            [f"run={run}", f"episodes={episodes}", "gif_episodes=1", f"tag={tag}", *overrides]
-        )
-        results[name] = json.loads((run / "eval" / f"{tag}.json").read_text())
+    key = (old.get("episodes_per_seed"), old.get("checkpoint"), old.get("env_options"))
+    measured = STATS.keys() <= old.get("deterministic", {}).keys()
+    in_effect = json.loads(json.dumps({**cfg.env.options, **options}))  # tuples as lists
+    if measured and key == (episodes, latest, in_effect):
+        return old
+    flags = [f"env_options.{k}={json.dumps(v)}" for k, v in options.items()]
+    evaluate_main(
+        [f"run={run}", f"episodes={episodes}", "gif_episodes=1", f"tag={tag}", *overrides, *flags]
+    )
+    return json.loads(saved.read_text())
 
+
+def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
+    """Every condition on ``run``'s latest checkpoint (``evaluate_once``, tags
+    ``condition_<i>``) -> condition -> ``scripts/evaluate.py``'s results; also
+    ``run/eval/conditions.md`` and ``.json``."""
+    cfg = load_run_config(run)
+    results = {
+        name: evaluate_once(run, f"condition_{i}", episodes, options)
+        for i, (name, options) in enumerate(conditions(fail).items())
+    }
     checkpoint = next(iter(results.values()))["checkpoint"]
     title = (
         f"{cfg.env.name} {cfg.env.options}, checkpoint {checkpoint}, "

@@ -9,7 +9,7 @@ greedy episodes: the figure-8 starts at rest at its first point), no failures an
 once for each of ``--leads`` (s; the goal shown that far ahead of the reference, a feed-forward
 for a hover-trained policy that trails a moving goal): ``scripts/evaluate.py`` with
 ``--episodes`` greedy and sampled episodes per seed (``RUN/eval/figure8[_lead<s>].json`` and a
-GIF) gives the tracking RMSE of the load's position and orientation over each episode and the
+GIF, reused while the run's checkpoint and the options stay the same) gives the tracking RMSE of the load's position and orientation over each episode and the
 episode's length; ``figure8.md`` / ``.json`` here collect them (mean ± 95% CI over all
 episodes), and ``figure8_path.png`` shows the reference, the load's path and its distance
 from the reference in one greedy episode of each row's first seed.
@@ -24,10 +24,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from evaluate_conditions import NOMINAL_TASK, format_table
+from evaluate_conditions import NOMINAL_TASK, evaluate_once, format_table
 
 from marl.checkpoint import Checkpointer
-from marl.cli import evaluate_main
 from marl.config import load_run_config
 from marl.evaluate import Evaluator
 from marl.plot import plt
@@ -59,14 +58,9 @@ def track_options(run: Path, lead: float) -> dict:
 
 def evaluate(run: Path, episodes: int, lead: float) -> dict:
     """``scripts/evaluate.py`` on the figure-8: ``run/eval/figure8[_lead<s>].json`` (and
-    ``.gif``)."""
-    options = [f"env_options.{k}={json.dumps(v)}" for k, v in track_options(run, lead).items()]
+    ``.gif``), reused when it is up to date."""
     tag = f"figure8_lead{lead:g}" if lead else "figure8"
-    evaluate_main(
-        [f"run={run}", f"env_name={TRACK}", f"episodes={episodes}", "gif_episodes=1"]
-        + [f"tag={tag}", *options]
-    )
-    return json.loads((run / "eval" / f"{tag}.json").read_text())
+    return evaluate_once(run, tag, episodes, track_options(run, lead), f"env_name={TRACK}")
 
 
 def path(run: Path, lead: float) -> tuple[np.ndarray, np.ndarray]:
