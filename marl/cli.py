@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +83,17 @@ class EvaluateArgs:
     gif_episodes: int = 3
     env_options: dict[str, Any] = field(default_factory=dict)  # override the run's env options
     env_name: str | None = None  # another environment with the same spaces (zero-shot)
+    comm_options: dict[str, Any] = field(default_factory=dict)  # override the run's comm config
     tag: str | None = None  # output name; default evaluate_<checkpoint>
 
 
 def evaluate_main(argv: list[str] | None = None) -> None:
     """``commarl-evaluate run=<dir> [episodes=100] [gif_episodes=3] [checkpoint=<update>]
-    [env_options.<name>=<value> ...] [env_name=<env>] [tag=<name>]``: the env options test a
-    trained policy under other conditions (e.g. ``env_options.disturbance=0.15``), ``env_name``
-    on another environment with the same spaces (e.g. a hover policy on
-    ``cable_load/track``)."""
+    [env_options.<name>=<value> ...] [env_name=<env>] [comm_options.<name>=<value> ...]
+    [tag=<name>]``: the env options test a trained policy under other conditions (e.g.
+    ``env_options.disturbance=0.15``), ``env_name`` on another environment with the same
+    spaces (e.g. a hover policy on ``cable_load/track``), the comm options with an
+    intervention on its channel (e.g. ``comm_options.heard=shuffled`` for ``comm=vq``)."""
 
     from marl.checkpoint import Checkpointer
     from marl.config import load_run_config
@@ -105,12 +107,19 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         cfg.eval.episodes, cfg.eval.gif_episodes = args.episodes, args.gif_episodes
         cfg.env.options = {**cfg.env.options, **args.env_options}
         cfg.env.name = args.env_name or cfg.env.name
+        unknown = args.comm_options.keys() - {f.name for f in fields(cfg.comm)}
+        if unknown:
+            raise ValueError(
+                f"comm_options: {sorted(unknown)} are not options of comm={cfg.comm.name} "
+                f"(it has {sorted(f.name for f in fields(cfg.comm))})"
+            )
+        cfg.comm = replace(cfg.comm, **args.comm_options)
         env, policy, learner, template = build(cfg)
         checkpoints = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints, create=False)
         state, update = checkpoints.restore_policy(template, args.checkpoint)
-    tag = args.tag or f"evaluate_{update}"
-    evaluator = Evaluator(cfg, env, policy, run_dir / "eval", learner.num_updates)
-    results = evaluator(state, gif=True, tag=tag)
+        tag = args.tag or f"evaluate_{update}"
+        evaluator = Evaluator(cfg, env, policy, run_dir / "eval", learner.num_updates)
+        results = evaluator(state, gif=True, tag=tag)
     results["checkpoint"] = update
     results["env_options"] = cfg.env.options
     out = run_dir / "eval" / f"{tag}.json"

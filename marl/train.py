@@ -483,6 +483,10 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     # The run's config records how many processes trained it, not where they ran.
     cfg = replace(cfg, distributed=DistributedConfig(num_processes=jax.process_count()))
     env, policy, learner, state = build(cfg)  # validates everything before anything is written
+    update = jax.vmap(learner.update)  # traced here, so that what only the update refuses is too
+    no_metrics = jax.tree.map(
+        lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(update, state)[1]
+    )
     primary = distributed.primary()  # process 0 writes the run's files; all save checkpoints
 
     total = learner.num_updates
@@ -515,10 +519,6 @@ def train(cfg: Config, stop_after_chunks: int | None = None, overrides: Sequence
     # Every chunk runs the same jitted program (one compile per run): ``size`` updates, of
     # which the first ``n`` are done and the rest skipped (only the last chunk skips any).
     size = math.ceil(total / cfg.logger.num_chunks)
-    update = jax.vmap(learner.update)
-    no_metrics = jax.tree.map(
-        lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(update, state)[1]
-    )
 
     # The state keeps its layout; the metrics come back whole to every process.
     where = jax.tree.map(lambda x: x.sharding, state)

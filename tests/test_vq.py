@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from marl.checkpoint import Checkpointer
+from marl.cli import evaluate_main
 from marl.comm.symbols import fit_power_law, mutual_information, symbol_statistics
 from marl.comm.vq import VQChannel, VQConfig, make_vq, unit
 from marl.policies import Context, Observation, make_policy
@@ -144,6 +145,24 @@ def test_heard_symbols_interact_with_the_receivers_features_only_through_a_head(
     assert (np.abs(np.asarray(mixed)).max() > 1e-6) == (head_hidden != "[]")
 
 
+def test_shuffled_symbols_are_the_next_environments_and_only_at_evaluation():
+    """``heard=shuffled``: environment e hears what the others sent in environment e + 1, its
+    own features and the symbols it records unchanged; the update and a batch of one refuse it."""
+    module, variables = channel()
+    h = jax.random.normal(jax.random.PRNGKey(4), (5, N, H))
+    out, _, aux = module.apply(variables, h, None, CTX)
+    shuffled = VQChannel(VQConfig(heard="shuffled"), N)
+    out_s, _, aux_s = shuffled.apply(variables, h, None, CTX)
+    np.testing.assert_array_equal(out_s[..., :H], out[..., :H])
+    np.testing.assert_array_equal(out_s[..., H:], np.roll(out[..., H:], 1, axis=0))
+    np.testing.assert_array_equal(aux_s["symbols"], aux["symbols"])
+    assert not np.array_equal(out_s, out)
+    with pytest.raises(ValueError, match="intervention for evaluation"):
+        update(shuffled, variables, h)
+    with pytest.raises(ValueError, match="at least 2 environments"):
+        shuffled.apply(variables, h[:1], None, CTX)
+
+
 def test_bad_vq_configs_are_refused():
     env = type("Env", (), {"num_agents": 2})()
     with pytest.raises(ValueError, match="needs comm.ema=true"):
@@ -152,6 +171,8 @@ def test_bad_vq_configs_are_refused():
         make_vq(VQConfig(codebook_size=4, restart_threshold=0.5), env)
     with pytest.raises(ValueError, match="at least 2 agents"):
         make_vq(VQConfig(), type("Env", (), {"num_agents": 1})())
+    with pytest.raises(ValueError, match="heard must be sent or shuffled"):
+        make_vq(VQConfig(heard="muted"), env)
 
 
 def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
@@ -169,6 +190,15 @@ def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
     stats = final["statistics"]
     assert np.shape(stats["symbols/mi/target"]) == (2, 2)  # [seeds, speaker and listener]
     assert np.shape(stats["symbols/perplexity"]) == (2, 2)
+    # The trained policy evaluated with its messages shuffled; training refuses the option.
+    shuffled = ["episodes=4", "gif_episodes=0", "comm_options.heard=shuffled", "tag=shuffled"]
+    evaluate_main([f"run={straight}", *shuffled])
+    assert (straight / "eval" / "shuffled.json").exists()
+    with pytest.raises(SystemExit, match=r"comm_options: \['hear'\] are not options of comm=vq"):
+        evaluate_main([f"run={straight}", "comm_options.hear=shuffled"])
+    with pytest.raises(ValueError, match="intervention for evaluation"):
+        train(tiny("refused", *vq, "comm.heard=shuffled"))
+    assert not (straight.parent / "refused").exists()
 
 
 def test_power_law_fits_recover_a_zipf_exponent():

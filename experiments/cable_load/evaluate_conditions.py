@@ -123,22 +123,24 @@ def evaluate_once(run: Path, tag: str, episodes: int, options: dict, *overrides:
     return json.loads(saved.read_text())
 
 
-def evaluate(run: Path, episodes: int = 100, fail: bool = False) -> dict:
-    """Every condition on ``run``'s latest checkpoint (``evaluate_once``, tags
-    ``condition_<i>``) -> condition -> ``scripts/evaluate.py``'s results; also
-    ``run/eval/conditions.md`` and ``.json``."""
+def evaluate(
+    run: Path, episodes: int = 100, fail: bool = False, *overrides: str, tag: str = "condition"
+) -> dict:
+    """Every condition on ``run``'s latest checkpoint (``evaluate_once``, tags ``<tag>_<i>``;
+    ``overrides`` for each, e.g. an intervention on the channel) -> condition ->
+    ``scripts/evaluate.py``'s results; also ``run/eval/<tag>s.md`` and ``.json``."""
     cfg = load_run_config(run)
     results = {
-        name: evaluate_once(run, f"condition_{i}", episodes, options)
+        name: evaluate_once(run, f"{tag}_{i}", episodes, options, *overrides)
         for i, (name, options) in enumerate(conditions(fail).items())
     }
     checkpoint = next(iter(results.values()))["checkpoint"]
     title = (
-        f"{cfg.env.name} {cfg.env.options}, checkpoint {checkpoint}, "
+        f"{cfg.env.name} {cfg.env.options} {' '.join(overrides)}, checkpoint {checkpoint}, "
         f"{episodes} episodes per seed, condition and mode (mean ± 95% CI)"
     )
     lines = format_table(title, results)
-    out = run / "eval" / "conditions"
+    out = run / "eval" / f"{tag}s"
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     print("\n".join(lines))

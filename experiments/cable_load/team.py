@@ -43,7 +43,9 @@ heterogeneous member, one MAV lost at 5 s in both failure models; ``--episodes``
 sampled episodes per seed) and writes ``team.md`` / ``team.json``: success, survival and final
 errors per condition and method, mean ± 95% CI over all episodes, and the per-seed rates;
 and "Does communication help?": rliable's probability that each communication run improves
-on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions.
+on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions; and "Do the teams use
+their messages?": each VQ run's greedy success under every condition with its messages as sent
+and shuffled across episodes (``SHUFFLED``).
 """
 
 from __future__ import annotations
@@ -124,6 +126,10 @@ BASELINE = {
     for m in METHODS
     if not m.startswith("mappo")
 }
+# each run whose channel takes an intervention -> its overrides for "Do the teams use their
+# messages?": every environment hears the symbols sent in another episode (no GIF: its one
+# episode has no other to hear)
+SHUFFLED = {m: ["comm_options.heard=shuffled", "gif_episodes=0"] for m in METHODS if "vq" in m}
 # table columns: statistic -> (heading, format)
 COLUMNS = {
     "success": ("success", "{:.0%}"),
@@ -154,6 +160,12 @@ def report(episodes: int) -> None:
                 )
             lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     lines += helps(results)
+    shuffled = {
+        m: evaluate(run, episodes, True, *SHUFFLED[m], tag="shuffled_condition")
+        for m, run in done.items()
+        if m in SHUFFLED
+    }
+    lines += uses(results, shuffled)
     (HERE / "team.json").write_text(json.dumps(results, indent=2))
     (HERE / "team.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -173,6 +185,30 @@ def helps(results: dict) -> list[str]:
         }
         lines += [f"{COLUMNS[stat][0]}, each condition a task:", ""]
         lines += markdown(compare(scores, pairs)) + [""]
+    return lines
+
+
+def uses(results: dict, shuffled: dict) -> list[str]:
+    """Greedy success of each run in ``shuffled`` with its messages as sent and as shuffled."""
+    if not shuffled:
+        return []
+    fmt = COLUMNS["success"][1]
+    lines = ["", "## Do the teams use their messages?", ""]
+    lines += [
+        "Greedy success with the messages as sent and with every environment hearing the "
+        "symbols of another episode (`scripts/evaluate.py ... comm_options.heard=shuffled`; "
+        "`RUN/eval/shuffled_conditions.md`):",
+        "",
+        "| condition | " + " | ".join(f"{m}: sent | shuffled" for m in shuffled) + " |",
+        "| --- |" + " ---: | ---: |" * len(shuffled),
+    ]
+    for condition in next(iter(shuffled.values())):
+        cells = [
+            "{} ± {}".format(*map(fmt.format, r[m][condition]["deterministic"]["success"]))
+            for m in shuffled
+            for r in (results, shuffled)
+        ]
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     return lines
 
 
