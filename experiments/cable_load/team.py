@@ -34,7 +34,7 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
   blur the nominal ones.
 - ``mappo_tuned_push``: as ``mappo_tuned`` with the pushes alone (no failures).
 - ``<method>_nominal`` and ``<method>_tuned`` for each communication method (``vq``,
-  ``hammer``, ``commformer``): the recipe of ``mappo_nominal`` -> ``mappo_tuned``, with
+  ``vqh``: VQ with hidden layers in the actor's head, ``hammer``, ``commformer``): the recipe of ``mappo_nominal`` -> ``mappo_tuned``, with
   messages carrying what an agent cannot see (the other MAVs' states).
 
 ``report`` evaluates every finished run under each condition of ``evaluate_conditions.py``
@@ -81,6 +81,9 @@ NOMINAL = ["experiment=cable_hover", "env.name=cable_load/hover4"]  # 4 MAVs, no
 AWARE = ["experiment=cable_team"]  # failure- and push-aware
 COMM = {  # a communication method's overrides on top of NOMINAL or AWARE, with MLP's settings
     "vq": ["comm=vq", "comm.normalise=true"],
+    # the same with hidden layers in the actor's head: with vq's linear head a symbol can only
+    # shift the actions, whatever the agent sees (and vq_nominal's heads came to ignore them)
+    "vqh": ["comm=vq", "comm.normalise=true", "policy.head_hidden=[64,64]"],
     "hammer": ["policy=hammer", "comm=messenger", "policy.activation=elu"],
 }
 # CommFormer has its own networks and parameter groups: experiment=cable_team_commformer,
