@@ -136,7 +136,7 @@ def evaluate(
     }
     checkpoint = next(iter(results.values()))["checkpoint"]
     title = (
-        f"{cfg.env.name} {cfg.env.options} {' '.join(overrides)}, checkpoint {checkpoint}, "
+        f"{' '.join((cfg.env.name, str(cfg.env.options), *overrides))}, checkpoint {checkpoint}, "
         f"{episodes} episodes per seed, condition and mode (mean ± 95% CI)"
     )
     lines = format_table(title, results)
