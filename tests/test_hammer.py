@@ -3,6 +3,8 @@ team reward, the reference's returns, and the reset and observation ablations.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +13,10 @@ import pytest
 import envs
 from envs.wrappers import ObservationMask, vectorize
 from marl.algos import RunningStats, gae
+from marl.comm.messenger import Messenger, MessengerConfig
 from marl.config import AlgoConfig, Returns
-from marl.policies import Role
-from marl.train import advantages, build
+from marl.policies import Context, Role
+from marl.train import advantages, build, train
 
 HAMMER = ["policy=hammer", "comm=messenger"]
 
@@ -128,6 +131,44 @@ def test_the_messenger_is_also_a_channel_of_the_mlp_policies(tiny):
     assert acted.aux["message"].shape == (4, 3, 1)  # [B, N, meslen]
     with pytest.raises(ValueError, match=r"comm.mode=rl \(a learner\) and comm.sees_actions need"):
         build(tiny("mappo-rl", "policy=mappo", "comm=messenger", "comm.mode=rl"))
+
+
+@pytest.mark.parametrize("mode", ["learned", "dru", "random", "rl"])
+def test_shuffled_messages_are_the_next_environments_and_only_at_evaluation(mode):
+    """``heard=shuffled``: environment e hears the messages sent in environment e + 1 and
+    records what was sent; the update refuses it."""
+    cfg = MessengerConfig(mode=mode, meslen=2)
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 3, 4))  # [E, N, D]
+    ctx, rngs = Context.at(0, 1), {"comm": jax.random.PRNGKey(2)}
+    sent_by = Messenger(cfg, 3)
+    variables = sent_by.init({"params": jax.random.PRNGKey(1), **rngs}, x, ctx, method="send")
+    shuffled = Messenger(replace(cfg, heard="shuffled"), 3)
+    sent, heard = (
+        m.apply(variables, x, ctx, rngs=rngs, method="send") for m in (sent_by, shuffled)
+    )
+    np.testing.assert_array_equal(heard.message, np.roll(sent.message, 1, axis=0))
+    np.testing.assert_array_equal(heard.aux["message"], sent.message)
+    assert not np.array_equal(heard.message, sent.message)
+    with pytest.raises(ValueError, match="intervention for evaluation"):
+        shuffled.apply(variables, x, ctx, sent.extras, rngs=rngs, method="send")
+
+
+def test_a_hammer_team_evaluates_with_shuffled_messages_and_refuses_to_train_with_them(tiny):
+    policy, learner, state = one_seed(tiny("sent", *HAMMER))
+    shuffled, _, _ = one_seed(tiny("shuffled", *HAMMER, "comm.heard=shuffled"))
+    obs, carry, key, ctx = (
+        state.runner.obs,
+        state.runner.carry,
+        jax.random.PRNGKey(3),
+        learner.ctx(0),
+    )
+    acted = [p.act(state.params, {}, carry, obs, key, ctx, True) for p in (policy, shuffled)]
+    np.testing.assert_array_equal(acted[0].aux["message"], acted[1].aux["message"])
+    assert not np.array_equal(acted[0].log_prob, acted[1].log_prob)  # the actors heard it
+    with pytest.raises(ValueError, match="intervention for evaluation"):
+        train(tiny("refused", *HAMMER, "comm.heard=shuffled"))
+    with pytest.raises(ValueError, match="heard must be one of"):
+        build(tiny("bad", *HAMMER, "comm.heard=muted"))
 
 
 def test_reference_returns_are_monte_carlo_normalised_per_agent():

@@ -171,7 +171,7 @@ def test_bad_vq_configs_are_refused():
         make_vq(VQConfig(codebook_size=4, restart_threshold=0.5), env)
     with pytest.raises(ValueError, match="at least 2 agents"):
         make_vq(VQConfig(), type("Env", (), {"num_agents": 1})())
-    with pytest.raises(ValueError, match="heard must be sent or shuffled"):
+    with pytest.raises(ValueError, match="heard must be one of"):
         make_vq(VQConfig(heard="muted"), env)
 
 

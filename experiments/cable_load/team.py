@@ -44,7 +44,7 @@ sampled episodes per seed) and writes ``team.md`` / ``team.json``: success, surv
 errors per condition and method, mean ± 95% CI over all episodes, and the per-seed rates;
 and "Does communication help?": rliable's probability that each communication run improves
 on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions; and "Do the teams use
-their messages?": each VQ run's greedy success under every condition with its messages as sent
+their messages?": each VQ and HAMMER run's greedy success under every condition with its messages as sent
 and shuffled across episodes (``SHUFFLED``).
 """
 
@@ -132,7 +132,11 @@ BASELINE = {
 # each run whose channel takes an intervention -> its overrides for "Do the teams use their
 # messages?": every environment hears the symbols sent in another episode (no GIF: its one
 # episode has no other to hear)
-SHUFFLED = {m: ["comm_options.heard=shuffled", "gif_episodes=0"] for m in METHODS if "vq" in m}
+SHUFFLED = {
+    m: ["comm_options.heard=shuffled", "gif_episodes=0"]
+    for m in METHODS
+    if m.startswith(("vq", "hammer"))
+}
 # table columns: statistic -> (heading, format)
 COLUMNS = {
     "success": ("success", "{:.0%}"),

@@ -16,7 +16,9 @@ A channel is a flax module called on every agent's encoder features at once:
 - ``statistics(episodes)``, an optional plain method, is the evaluator's hook (symbol
   usage, ...): the policy hands it the recorded evaluation steps.
 
-``NoChannel`` passes the features through: IPPO and MAPPO as they are.
+``NoChannel`` passes the features through: IPPO and MAPPO as they are. ``heard_elsewhere`` is
+the evaluation-time intervention of the channels with a ``heard`` option (``sent |
+shuffled``): every environment hears the messages sent in another episode.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+
+HEARD = ("sent", "shuffled")  # a channel's ``heard`` option
 
 
 class NoChannel(nn.Module):
@@ -33,3 +38,28 @@ class NoChannel(nn.Module):
     @nn.compact
     def __call__(self, h: jax.Array, obs, ctx, extras=None) -> tuple[jax.Array, Any, dict]:
         return h, {}, {}
+
+
+def check_heard(heard: str) -> None:
+    if heard not in HEARD:
+        raise ValueError(f"comm.heard must be one of {HEARD}, got {heard!r}")
+
+
+def heard_elsewhere(message: jax.Array, heard: str, acting: bool) -> jax.Array:
+    """``message [..., E, N, M]`` as heard: as sent, or (``shuffled``) environment e hears what
+    was sent in environment e + 1, so the messages keep their distribution and lose what they
+    say about this episode; a drop in the team's score measures how much it relies on them.
+    Training refuses it (the update's minibatch is not the rollout's batch: the PPO ratio
+    would not start at 1)."""
+    if heard == "sent":
+        return message
+    if not acting:
+        raise ValueError(
+            "comm.heard=shuffled is an intervention for evaluation; train with comm.heard=sent"
+        )
+    if message.ndim < 3 or message.shape[-3] < 2:
+        raise ValueError(
+            f"comm.heard=shuffled needs a batch of at least 2 environments, got messages of "
+            f"shape {message.shape}"
+        )
+    return jnp.roll(message, 1, axis=-3)

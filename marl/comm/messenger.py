@@ -16,6 +16,10 @@ An MLP encoder runs on the concatenated inputs ``[..., N * D]`` and a linear dec
   the same inputs; the ``hammer`` policy trains it as the team-level role ``messenger`` on the
   team-mean reward. Local agents hear the sampled message as an input (no gradient).
 
+``heard=shuffled``: an intervention for evaluation (``commarl-evaluate ...
+comm_options.heard=shuffled``, ``marl.comm.base.heard_elsewhere``): every environment hears the
+messages sent in another episode.
+
 Inside ``policy=hammer`` the local agents act on ``[own input ‖ message]`` and their critics
 hear the message stop-gradient. As a plain channel of the IPPO/MAPPO networks (``comm=messenger``
 with ``policy=ippo|mappo``, modes ``learned|dru|random``) the messenger reads every agent's
@@ -35,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from marl.comm.base import check_heard, heard_elsewhere
 from marl.config import NON_NEGATIVE, WIDTHS, Activation, CommConfig, domain
 from marl.networks import MLP, dense, rows
 
@@ -61,6 +66,7 @@ class MessengerConfig(CommConfig):
     # policy=hammer: the messenger also sees every agent's previous action (the reference's
     # input on multiwalker)
     sees_actions: bool = False
+    heard: str = "sent"  # sent | shuffled (evaluation only: another episode's messages)
 
 
 class Learner(NamedTuple):
@@ -95,7 +101,8 @@ class Messenger(nn.Module):
         if c.mode == MessengerMode.random:
             if acting:
                 extras = jax.random.uniform(self.make_rng("comm"), shape)
-            return Sent(extras, extras, {"message": extras} if acting else {}, None)
+            heard = heard_elsewhere(extras, c.heard, acting)
+            return Sent(heard, extras, {"message": extras} if acting else {}, None)
         joint = x.reshape(*x.shape[:-2], -1)  # [..., N * D]
         m = rows(dense(n * c.meslen, 1.0), MLP(c.hidden, c.activation)(joint)).reshape(shape)
         learner = None
@@ -120,7 +127,8 @@ class Messenger(nn.Module):
             value = rows(dense(1, 1.0), MLP(c.hidden, c.activation, name="critic")(joint))
             log_prob = dist.log_prob(message).sum((-2, -1))[..., None]  # [..., 1]
             learner = Learner(log_prob, dist.entropy().sum((-2, -1))[..., None], value)
-        return Sent(message, extras, {"message": message} if acting else {}, learner)
+        aux = {"message": message} if acting else {}  # what was sent
+        return Sent(heard_elsewhere(message, c.heard, acting), extras, aux, learner)
 
     def __call__(self, h: jax.Array, obs, ctx, extras=None):
         """As a channel of the MLP networks: every agent's features plus its message."""
@@ -170,6 +178,7 @@ def make_messenger(cfg: MessengerConfig, env) -> Messenger:
         raise ValueError(
             f"comm: meslen >= 0, dru_sigma >= 0 and message_std > 0 are needed, got {cfg}"
         )
+    check_heard(cfg.heard)
     if cfg.mode == MessengerMode.rl and cfg.meslen == 0:
         raise ValueError("comm.mode=rl needs comm.meslen >= 1 (the messenger's action)")
     return Messenger(cfg, env.num_agents)

@@ -20,11 +20,9 @@ own features before the action head.
   (nearest by cosine similarity, as in ViT-VQGAN, Yu et al. 2022), so messages keep their
   size: without it the commitment loss can shrink the encodings and the codes they pull to
   a scale at which receivers hardly tell the symbols apart.
-- ``heard=shuffled``, an intervention for evaluation (``commarl-evaluate ...
-  comm_options.heard=shuffled``): each environment hears the symbols sent in the next one of
-  the batch, so the messages keep their distribution and lose what they say about this
-  episode; a drop in the team's score measures how much it relies on them. Training refuses
-  it (the update's minibatch is not the rollout's batch, so the ratio would not start at 1).
+- ``heard=shuffled``: an intervention for evaluation (``commarl-evaluate ...
+  comm_options.heard=shuffled``, ``marl.comm.base.heard_elsewhere``): every environment hears
+  the symbols sent in another episode.
 - Symbols are re-quantised at update time (the channel is deterministic: with the parameters
   and codebook of the rollout the update sends the same symbols, so the PPO ratio is exactly 1
   at the first minibatch). While acting, ``aux["symbols"]`` holds the one-hot symbols ``[...,
@@ -41,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from marl.comm.base import check_heard, heard_elsewhere
 from marl.comm.symbols import episode_statistics
 from marl.config import CommConfig
 from marl.networks import dense, rows
@@ -104,18 +103,7 @@ class VQChannel(nn.Module):
             z_e, book = unit(z_e), unit(book)
         symbols, z_q = quantise(z_e, book)  # [..., N, L], [..., N, L, D]
         message = z_q.reshape(*h.shape[:-1], c.seq_len * d)  # [..., E, N, L x D]
-        if c.heard == "shuffled":
-            if not acting:
-                raise ValueError(
-                    "comm.heard=shuffled is an intervention for evaluation; train with "
-                    "comm.heard=sent"
-                )
-            if h.ndim < 3 or h.shape[-3] < 2:
-                raise ValueError(
-                    f"comm.heard=shuffled needs a batch of at least 2 environments, got "
-                    f"features of shape {h.shape}"
-                )
-            message = jnp.roll(message, 1, axis=-3)  # environment e hears e + 1's symbols
+        message = heard_elsewhere(message, c.heard, acting)
         others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int32)
         heard = message[..., others, :].reshape(*h.shape[:-1], (n - 1) * c.seq_len * d)
         out = jnp.concatenate([h, heard], -1)
@@ -176,6 +164,5 @@ def make_vq(cfg: VQConfig, env) -> VQChannel:
         )
     if env.num_agents < 2:
         raise ValueError("comm=vq needs at least 2 agents (someone to hear the symbols)")
-    if cfg.heard not in ("sent", "shuffled"):
-        raise ValueError(f"comm.heard must be sent or shuffled, got {cfg.heard!r}")
+    check_heard(cfg.heard)
     return VQChannel(cfg, env.num_agents)
