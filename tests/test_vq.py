@@ -14,7 +14,7 @@ import pytest
 from marl.checkpoint import Checkpointer
 from marl.cli import evaluate_main
 from marl.comm.symbols import fit_power_law, mutual_information, symbol_statistics
-from marl.comm.vq import VQChannel, VQConfig, make_vq, unit
+from marl.comm.vq import VQChannel, VQConfig, code_cosine, make_vq, unit
 from marl.policies import Context, Observation, make_policy
 from marl.rollout import make_env
 from marl.train import train
@@ -163,6 +163,13 @@ def test_shuffled_symbols_are_the_next_environments_and_only_at_evaluation():
         shuffled.apply(variables, h[:1], None, CTX)
 
 
+def test_code_cosine_tells_codes_of_one_direction_from_spread_ones():
+    one_way = jnp.outer(jnp.arange(1.0, 5.0), jnp.array([1.0, 2.0, 0.5]))  # 4 codes, one way
+    assert float(code_cosine(one_way)) == pytest.approx(1.0, abs=1e-6)
+    assert float(code_cosine(jnp.eye(4))) == pytest.approx(0.0, abs=1e-6)
+    assert float(code_cosine(jnp.array([[1.0, 0.0], [-1.0, 0.0]]))) == pytest.approx(-1.0)
+
+
 def test_bad_vq_configs_are_refused():
     env = type("Env", (), {"num_agents": 2})()
     with pytest.raises(ValueError, match="needs comm.ema=true"):
@@ -190,6 +197,9 @@ def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
     stats = final["statistics"]
     assert np.shape(stats["symbols/mi/target"]) == (2, 2)  # [seeds, speaker and listener]
     assert np.shape(stats["symbols/perplexity"]) == (2, 2)
+    assert np.shape(stats["vq/code_cosine"]) == (2,) and np.all(
+        np.abs(stats["vq/code_cosine"]) <= 1
+    )
     # The trained policy evaluated with its messages shuffled; training refuses the option.
     shuffled = ["episodes=4", "gif_episodes=0", "comm_options.heard=shuffled", "tag=shuffled"]
     evaluate_main([f"run={straight}", *shuffled])

@@ -23,6 +23,9 @@ own features before the action head.
 - ``heard=shuffled``: an intervention for evaluation (``commarl-evaluate ...
   comm_options.heard=shuffled``, ``marl.comm.base.heard_elsewhere``): every environment hears
   the symbols sent in another episode.
+- ``vq/code_cosine`` (a rollout metric and an evaluation statistic): the mean cosine
+  similarity between distinct codes; near 1, the symbols differ while the messages hardly do
+  (the codes collapsed onto one direction; a high perplexity does not rule it out).
 - Symbols are re-quantised at update time (the channel is deterministic: with the parameters
   and codebook of the rollout the update sends the same symbols, so the PPO ratio is exactly 1
   at the first minibatch). While acting, ``aux["symbols"]`` holds the one-hot symbols ``[...,
@@ -73,6 +76,15 @@ def unit(x: jax.Array) -> jax.Array:
     return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x**2, -1, keepdims=True), 1e-12))
 
 
+def code_cosine(book: jax.Array) -> jax.Array:
+    """The mean cosine similarity between distinct codes of ``book [K, D]``: near 1 when the
+    codes point one way, so that the symbols differ but the messages hardly do (a collapse
+    that the symbols' perplexity does not show)."""
+    k = book.shape[0]
+    cosine = unit(book) @ unit(book).T
+    return (jnp.sum(cosine) - jnp.trace(cosine)) / (k * (k - 1))
+
+
 def uniform_codebook(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
     """K x D codes drawn from U(-1/K, 1/K) (the usual VQ-VAE initialisation)."""
     return jax.random.uniform(key, shape, minval=-1 / shape[0], maxval=1 / shape[0])
@@ -109,7 +121,8 @@ class VQChannel(nn.Module):
         out = jnp.concatenate([h, heard], -1)
         one_hot = jax.nn.one_hot(symbols, k)  # [..., N, L, K]
         if acting:
-            return out, {}, {"symbols": one_hot}
+            cosine = jnp.broadcast_to(code_cosine(book), h.shape[:-2])  # [...] per step
+            return out, {}, {"symbols": one_hot, "vq/code_cosine": cosine}
         flat_e, flat_hot = z_e.reshape(-1, d), one_hot.reshape(-1, k)
         code = jax.lax.stop_gradient(book[symbols])
         aux = {"loss/vq_commit": c.beta * jnp.mean(jnp.sum((z_e - code) ** 2, -1))}
@@ -140,9 +153,12 @@ class VQChannel(nn.Module):
 
     def statistics(self, episodes) -> dict:
         """Each seed's symbol statistics in the evaluation episodes (``marl.comm.symbols``,
-        ``[S, N]`` per statistic), against the environment's ``task/...`` variables."""
+        ``[S, N]`` per statistic), against the environment's ``task/...`` variables, and its
+        codebook's ``vq/code_cosine`` ``[S]``."""
         symbols = np.asarray(episodes.aux["symbols"]).argmax(-1)  # [S, T, E, N, L]
-        return episode_statistics(symbols, self.cfg.codebook_size, episodes)
+        cosine = np.asarray(episodes.aux["vq/code_cosine"])[:, 0, 0]  # [S]: one codebook each
+        stats = episode_statistics(symbols, self.cfg.codebook_size, episodes)
+        return {**stats, "vq/code_cosine": cosine}
 
 
 def make_vq(cfg: VQConfig, env) -> VQChannel:
