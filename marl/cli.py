@@ -107,11 +107,11 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         cfg.eval.episodes, cfg.eval.gif_episodes = args.episodes, args.gif_episodes
         cfg.env.options = {**cfg.env.options, **args.env_options}
         cfg.env.name = args.env_name or cfg.env.name
-        unknown = args.comm_options.keys() - {f.name for f in fields(cfg.comm)}
-        if unknown:
+        options = {f.name for f in fields(cfg.comm)} - {"name"}  # the channel stays the run's
+        if unknown := args.comm_options.keys() - options:
             raise ValueError(
                 f"comm_options: {sorted(unknown)} are not options of comm={cfg.comm.name} "
-                f"(it has {sorted(f.name for f in fields(cfg.comm))})"
+                f"(it has {sorted(options)})"
             )
         cfg.comm = replace(cfg.comm, **args.comm_options)
         env, policy, learner, template = build(cfg)

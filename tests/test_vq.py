@@ -206,6 +206,8 @@ def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
     assert (straight / "eval" / "shuffled.json").exists()
     with pytest.raises(SystemExit, match=r"comm_options: \['hear'\] are not options of comm=vq"):
         evaluate_main([f"run={straight}", "comm_options.hear=shuffled"])
+    with pytest.raises(SystemExit, match=r"comm_options: \['name'\] are not options"):
+        evaluate_main([f"run={straight}", "comm_options.name=graph"])  # the channel is the run's
     with pytest.raises(ValueError, match="intervention for evaluation"):
         train(tiny("refused", *vq, "comm.heard=shuffled"))
     assert not (straight.parent / "refused").exists()
