@@ -9,8 +9,8 @@ greedy episodes: the figure-8 starts at rest at its first point), no failures an
 once for each of ``--leads`` (s; the goal shown that far ahead of the reference, a feed-forward
 for a hover-trained policy that trails a moving goal): ``scripts/evaluate.py`` with
 ``--episodes`` greedy and sampled episodes per seed (``RUN/eval/figure8[_lead<s>].json`` and a
-GIF, reused while the run's checkpoint and the options stay the same) gives the tracking RMSE of the load's position and orientation over each episode and the
-episode's length; ``figure8.md`` / ``.json`` here collect them (mean ± 95% CI over all
+GIF, reused while the run's checkpoint and the options stay the same) gives the tracking
+RMSE of the load's position and orientation over each episode and the episode's length; ``figure8.md`` / ``.json`` here collect them (mean ± 95% CI over all
 episodes), and ``figure8_path.png`` shows the reference, the load's path and its distance
 from the reference in one greedy episode of each row's first seed.
 """

@@ -34,8 +34,9 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
   blur the nominal ones.
 - ``mappo_tuned_push``: as ``mappo_tuned`` with the pushes alone (no failures).
 - ``<method>_nominal`` and ``<method>_tuned`` for each communication method (``vq``,
-  ``vqh``: VQ with hidden layers in the actor's head, ``hammer``, ``commformer``): the recipe of ``mappo_nominal`` -> ``mappo_tuned``, with
-  messages carrying what an agent cannot see (the other MAVs' states).
+  ``vqh``: VQ with hidden layers in the actor's head, ``hammer``, ``commformer``): the recipe
+  of ``mappo_nominal`` -> ``mappo_tuned``, with messages carrying what an agent cannot see
+  (the other MAVs' states).
 
 ``report`` evaluates every finished run under each condition of ``evaluate_conditions.py``
 (``--fail``: nominal, load mass ±30%, a push of 15.4% of the load's weight, the
@@ -44,8 +45,8 @@ sampled episodes per seed) and writes ``team.md`` / ``team.json``: success, surv
 errors per condition and method, mean ± 95% CI over all episodes, and the per-seed rates;
 and "Does communication help?": rliable's probability that each communication run improves
 on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions; and "Do the teams use
-their messages?": each VQ and HAMMER run's greedy success under every condition with its messages as sent
-and shuffled across episodes (``SHUFFLED``).
+their messages?": each VQ and HAMMER run's greedy success under every condition with its
+messages as sent and shuffled across episodes (``SHUFFLED``).
 """
 
 from __future__ import annotations
