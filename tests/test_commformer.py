@@ -13,7 +13,7 @@ import pytest
 
 from marl.comm.graph import Graph, GraphConfig
 from marl.policies import Context
-from marl.train import build
+from marl.train import build, train
 
 CF = ["policy=commformer", "comm=graph", "comm.warmup=0"]
 
@@ -162,3 +162,29 @@ def test_autoregressive_acting_matches_teacher_forcing(tiny, continuous):
         state.params, state.method_state, None, obs, acted.action, acted.extras, None, ctx
     )
     np.testing.assert_allclose(out.log_prob, acted.log_prob, rtol=0, atol=1e-5)
+
+
+def test_shuffled_senders_are_the_next_environments_and_only_at_evaluation(tiny):
+    """``heard=shuffled``: agent i's representation is the one it would have if its senders'
+    observations were those of environment e + 1, and it decodes its action from environment
+    e + 1's actions; the update and training refuse it."""
+    dense = [*CF, "comm.mode=dense"]  # everyone hears everyone
+    policy, learner, state = one_seed(tiny("sent", *dense))
+    shuffled, _, _ = one_seed(tiny("shuffled", *dense, "comm.heard=shuffled"))
+    params, obs, ctx = state.params, state.runner.obs, learner.ctx(0)
+    encoded = shuffled.net.apply(params, obs.obs, ctx, method="encode")
+    rep, next_obs = encoded[0], jnp.roll(obs.obs, -1, axis=0)  # [E, N, E], [E, N, O]
+    for i in range(obs.obs.shape[1]):
+        spliced = next_obs.at[:, i].set(obs.obs[:, i])  # agent i at home, its senders next door
+        alone = policy.net.apply(params, spliced, ctx, method="encode")[0]
+        np.testing.assert_allclose(rep[:, i], alone[:, i], rtol=0, atol=1e-5)
+    sent = policy.net.apply(params, obs.obs, ctx, method="encode")[0]
+    assert np.abs(rep - sent).max() > 1e-3
+    acted = shuffled.act(params, {}, None, obs, jax.random.PRNGKey(1), ctx, True)
+    tokens = shuffled.net.apply(params, jnp.roll(acted.action, -1, 0), method="embed_actions")
+    out = shuffled.net.apply(params, rep, tokens, *encoded[2:4], method="decode")
+    np.testing.assert_array_equal(out.argmax(-1), acted.action)
+    with pytest.raises(ValueError, match="intervention for evaluation"):
+        shuffled.evaluate(params, {}, None, obs, acted.action, acted.extras, None, ctx)
+    with pytest.raises(ValueError, match="intervention for evaluation"):
+        train(tiny("refused", *CF, "comm.heard=shuffled"))

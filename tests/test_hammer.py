@@ -146,7 +146,7 @@ def test_shuffled_messages_are_the_next_environments_and_only_at_evaluation(mode
     sent, heard = (
         m.apply(variables, x, ctx, rngs=rngs, method="send") for m in (sent_by, shuffled)
     )
-    np.testing.assert_array_equal(heard.message, np.roll(sent.message, 1, axis=0))
+    np.testing.assert_array_equal(heard.message, np.roll(sent.message, -1, axis=0))
     np.testing.assert_array_equal(heard.aux["message"], sent.message)
     assert not np.array_equal(heard.message, sent.message)
     with pytest.raises(ValueError, match="intervention for evaluation"):

@@ -154,7 +154,7 @@ def test_shuffled_symbols_are_the_next_environments_and_only_at_evaluation():
     shuffled = VQChannel(VQConfig(heard="shuffled"), N)
     out_s, _, aux_s = shuffled.apply(variables, h, None, CTX)
     np.testing.assert_array_equal(out_s[..., :H], out[..., :H])
-    np.testing.assert_array_equal(out_s[..., H:], np.roll(out[..., H:], 1, axis=0))
+    np.testing.assert_array_equal(out_s[..., H:], np.roll(out[..., H:], -1, axis=0))
     np.testing.assert_array_equal(aux_s["symbols"], aux["symbols"])
     assert not np.array_equal(out_s, out)
     with pytest.raises(ValueError, match="intervention for evaluation"):

@@ -45,7 +45,7 @@ sampled episodes per seed) and writes ``team.md`` / ``team.json``: success, surv
 errors per condition and method, mean ± 95% CI over all episodes, and the per-seed rates;
 and "Does communication help?": rliable's probability that each communication run improves
 on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions; and "Do the teams use
-their messages?": each VQ and HAMMER run's greedy success under every condition with its
+their messages?": each communication run's greedy success under every condition with its
 messages as sent and shuffled across episodes (``SHUFFLED``).
 """
 
@@ -130,14 +130,10 @@ BASELINE = {
     for m in METHODS
     if not m.startswith("mappo")
 }
-# each run whose channel takes an intervention -> its overrides for "Do the teams use their
-# messages?": every environment hears the symbols sent in another episode (no GIF: its one
-# episode has no other to hear)
-SHUFFLED = {
-    m: ["comm_options.heard=shuffled", "gif_episodes=0"]
-    for m in METHODS
-    if m.startswith(("vq", "hammer"))
-}
+# each communication run -> its overrides for "Do the teams use their messages?": every
+# environment hears the messages sent in another episode (no GIF: its one episode has no
+# other to hear)
+SHUFFLED = {m: ["comm_options.heard=shuffled", "gif_episodes=0"] for m in BASELINE}
 # table columns: statistic -> (heading, format)
 COLUMNS = {
     "success": ("success", "{:.0%}"),
@@ -204,7 +200,7 @@ def uses(results: dict, shuffled: dict) -> list[str]:
     lines = ["", "## Do the teams use their messages?", ""]
     lines += [
         "Greedy success with the messages as sent and with every environment hearing the "
-        "symbols of another episode (`scripts/evaluate.py ... comm_options.heard=shuffled`; "
+        "messages of another episode (`scripts/evaluate.py ... comm_options.heard=shuffled`; "
         "`RUN/eval/shuffled_conditions.md`):",
         "",
         "| condition | " + " | ".join(f"{m}: sent | shuffled" for m in shuffled) + " |",

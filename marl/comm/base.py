@@ -62,4 +62,4 @@ def heard_elsewhere(message: jax.Array, heard: str, acting: bool) -> jax.Array:
             f"comm.heard=shuffled needs a batch of at least 2 environments, got messages of "
             f"shape {message.shape}"
         )
-    return jnp.roll(message, 1, axis=-3)
+    return jnp.roll(message, -1, axis=-3)  # [e] <- [e + 1]

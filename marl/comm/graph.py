@@ -34,6 +34,11 @@ observation whether to listen at this step: ``g_i`` = straight-through Gumbel-Be
 ``MLP(o_i)`` (the logistic noise drawn while acting is stored), multiplying row ``i``'s
 off-diagonal entries; evaluation episodes open the gate where ``MLP(o_i) > 0``. The loss
 adds ``gate_coef * max(0, P(open) - gate_budget)``; the open rate is logged.
+
+``heard=shuffled``, an intervention for evaluation (``commarl-evaluate ...
+comm_options.heard=shuffled``): every agent attends to itself in its own environment and to its
+senders (and their actions) as they are in the next environment of the batch
+(``marl/policies/commformer.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from marl.comm.base import check_heard
 from marl.config import CommConfig, GroupConfig
 
 
@@ -76,6 +82,7 @@ class GraphConfig(CommConfig):
     gate_hidden: int = 64
     gate_budget: float = 0.5  # open-gate rate allowed without penalty
     gate_coef: float = 0.1
+    heard: str = "sent"  # sent | shuffled (evaluation only: senders of the next environment)
 
 
 def topk_mask(x: jax.Array, k: int) -> jax.Array:
@@ -185,4 +192,5 @@ def make_graph(cfg: GraphConfig, env) -> Graph:
         )
     if not 0.0 <= cfg.gate_budget <= 1.0 or cfg.gate_coef < 0:
         raise ValueError(f"comm: gate_budget in [0, 1] and gate_coef >= 0, got {cfg}")
+    check_heard(cfg.heard)
     return Graph(cfg, env.num_agents)

@@ -10,6 +10,9 @@ over a learned communication graph (``comm=graph``, ``marl/comm/graph.py``).
   (teacher forcing). The same straight-through graph weights the decoder's attention.
 - Variants: ``comm=graph`` (sparse, learned), ``comm=graph comm.mode=dense`` (full
   communication), ``comm=none`` (each agent hears only itself: no communication).
+- ``comm.heard=shuffled`` (evaluation only): each agent attends to itself in its own
+  environment, and to its senders' representations and actions in the next environment of
+  the batch.
 
 Choices: the decoder's action token ``j`` is agent ``j``'s own action (MAT shifts the sequence,
 so an agent's own slot carries its predecessor's action; here the graph says whose actions an
@@ -32,6 +35,7 @@ import numpy as np
 
 from envs.core import AgentSpaces
 from marl.comm import NoChannel
+from marl.comm.base import heard_elsewhere
 from marl.comm.graph import Graph, GraphConfig, GraphMode, topk_mask
 from marl.config import WIDTHS, PolicyConfig
 from marl.policies.base import Acted, ActionDist, ActorCritic, Context, Evaluated
@@ -104,6 +108,19 @@ class Block(nn.Module):
         return nn.LayerNorm(name="ln_ff")(x + y)
 
 
+def heard_senders(mask, relation, heard: str, acting: bool):
+    """The encoder's attention as heard: ``(senders, mask, relation)``, ``senders(x [..., N, E])``
+    the tokens attended to. ``shuffled`` attends to ``[x, x of the next environment]``
+    ``[..., 2N, E]``: each agent's own slot is open in the first half, its senders' in the
+    second (``heard_elsewhere``), so the attention weights are those of the graph."""
+    if heard == "sent":
+        return (lambda x: x), mask, relation
+    eye = jnp.eye(mask.shape[-1])
+    both = lambda x: jnp.concatenate([x, heard_elsewhere(x, heard, acting)], -2)  # noqa: E731
+    mask = jnp.concatenate([mask * eye, mask * (1.0 - eye)], -1)  # [..., N, 2N]
+    return both, mask, jnp.concatenate([relation, relation], -1)
+
+
 def head(e: int, out: int, name: str) -> nn.Sequential:
     return nn.Sequential([nn.Dense(e), nn.gelu, nn.LayerNorm(), nn.Dense(out)], name=name)
 
@@ -143,8 +160,12 @@ class CommFormerNet(nn.Module):
             if keep is not None:
                 stored = {**stored, "dropout": keep}
         x = self.obs_in(obs)
+        senders, kv_mask, kv_relation = heard_senders(
+            mask, relation, self.graph.cfg.heard, extras is None
+        )
         for b, block in enumerate(self.encoder):
-            x = block(x, x, mask, relation, None if keep is None else keep[..., b, :, :, :])
+            keep_b = None if keep is None else keep[..., b, :, :, :]
+            x = block(x, senders(x), kv_mask, kv_relation, keep_b)
         value = self.value_head(x)[..., 0]
         n = obs.shape[-2]
         # Agent i hears the start token and the actions of the agents j < i it listens to.
@@ -229,8 +250,9 @@ class CommFormerPolicy(ActorCritic):
 
         def decide(tokens, i):  # agent i, having heard the actions of the agents before it
             row = lambda x: jax.lax.dynamic_slice_in_dim(x, i, 1, -2)  # noqa: E731
+            heard = heard_elsewhere(tokens, self.graph.cfg.heard, True)  # the others' actions
             out = self.net.apply(
-                params, row(rep), tokens, row(dec_mask), row(dec_rel), method="decode"
+                params, row(rep), heard, row(dec_mask), row(dec_rel), method="decode"
             )[..., 0, :]
             dist = self._dist(params, out, jnp.take(obs.action_mask, i, -2))
             action = dist.mode() if deterministic else dist.sample(jax.random.fold_in(k_act, i))
