@@ -14,7 +14,7 @@ import pytest
 from marl.checkpoint import Checkpointer
 from marl.cli import evaluate_main
 from marl.comm.symbols import fit_power_law, mutual_information, symbol_statistics
-from marl.comm.vq import VQChannel, VQConfig, code_cosine, make_vq, unit
+from marl.comm.vq import VQChannel, VQConfig, code_cosine, make_vq, standardised, unit
 from marl.policies import Context, Observation, make_policy
 from marl.rollout import make_env
 from marl.train import train
@@ -170,6 +170,46 @@ def test_code_cosine_tells_codes_of_one_direction_from_spread_ones():
     assert float(code_cosine(jnp.array([[1.0, 0.0], [-1.0, 0.0]]))) == pytest.approx(-1.0)
 
 
+def test_standardised_encodings_spread_by_their_running_moments():
+    """standardise=true: encodings that share a large common part (one direction, one symbol)
+    are spread over the codes once the moments of an update are in; the rollout and the
+    update's pass quantise alike (the moments move after it), and the senders still get the
+    receivers' gradient."""
+    h = 2.0 + 0.3 * jax.random.normal(jax.random.PRNGKey(4), (256, N, H))  # a common part
+    kw = dict(codebook_size=8, code_dim=4, normalise=True, restart_threshold=0, ema_decay=0.9)
+    plain, v_plain = channel(**kw)
+    module, variables = channel(**kw, standardise=True)
+    kernel = variables["params"]["Dense_0"]
+    enc = np.asarray(h.reshape(-1, H) @ kernel["kernel"] + kernel["bias"])  # [M, D], L = 1
+    acted = module.apply(variables, h, None, CTX)
+    out, _, state = update(module, variables, h)
+    np.testing.assert_array_equal(acted[0], out)  # the update sends the rollout's messages
+    np.testing.assert_array_equal(out, plain.apply(v_plain, h, None, CTX)[0])  # no moments yet
+    weight, mean, square = np.asarray(state["method_state"]["moments"])  # bias-corrected:
+    np.testing.assert_allclose(mean / weight, enc.mean(0), rtol=1e-5)  # the batch's own
+    np.testing.assert_allclose(square / weight - (mean / weight) ** 2, enc.var(0), rtol=1e-3)
+    z = np.asarray(standardised(jnp.asarray(enc), state["method_state"]["moments"]))
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(z.std(0), 1.0, rtol=1e-3)
+    assert float(code_cosine(unit(jnp.asarray(enc)))) > 0.95  # one way before
+    assert abs(float(code_cosine(unit(jnp.asarray(z))))) < 0.05  # spread after
+
+    def perplexity(symbols):  # [..., K] one-hot
+        share = np.asarray(symbols).reshape(-1, 8).mean(0)
+        return np.exp(-np.sum(share * np.log(np.maximum(share, 1e-12))))
+
+    moved = {**variables, **state}
+    assert (
+        perplexity(acted[2]["symbols"])
+        < 1.5
+        < 6
+        < perplexity(module.apply(moved, h, None, CTX)[2]["symbols"])
+    )
+    grad = jax.grad(lambda h: module.apply(moved, h, None, CTX)[0][:, 1, H:].sum())(h)
+    grad = np.abs(np.asarray(grad)).sum((0, 2))  # [N]: agent 1 hears 0 and 2
+    assert grad[0] > 0 and grad[2] > 0 and grad[1] == 0
+
+
 def test_bad_vq_configs_are_refused():
     env = type("Env", (), {"num_agents": 2})()
     with pytest.raises(ValueError, match="needs comm.ema=true"):
@@ -183,9 +223,9 @@ def test_bad_vq_configs_are_refused():
 
 
 def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
-    """The EMA codebook and usage (method state) survive a checkpoint and resume bitwise;
+    """The EMA codebook, usage and encodings' moments (method state) survive a checkpoint and resume bitwise;
     the evaluation's symbol statistics include the mutual information with the goal."""
-    vq = ("env=speaker_listener", "comm=vq", "num_seeds=2")
+    vq = ("env=speaker_listener", "comm=vq", "comm.standardise=true", "num_seeds=2")
     straight = train(tiny("straight", *vq))
     stopped = train(tiny("stopped", *vq), stop_after_chunks=1)
     resumed = train(tiny("ignored", f"resume={stopped}"))
@@ -193,6 +233,7 @@ def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
     jax.tree.map(np.testing.assert_array_equal, a, b)
     state = a["method_state"]["method_state"]["channel"]
     assert not np.array_equal(state["codebook"][0], state["codebook"][1])  # per seed
+    assert np.all(state["moments"][:, 0] > 0)  # [S, 3, D]: moved by the updates
     final = json.loads((straight / "summary.json").read_text())["eval"]["deterministic"]
     stats = final["statistics"]
     assert np.shape(stats["symbols/mi/target"]) == (2, 2)  # [seeds, speaker and listener]

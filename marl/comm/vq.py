@@ -20,6 +20,14 @@ own features before the action head.
   (nearest by cosine similarity, as in ViT-VQGAN, Yu et al. 2022), so messages keep their
   size: without it the commitment loss can shrink the encodings and the codes they pull to
   a scale at which receivers hardly tell the symbols apart.
+- ``standardise=true``: each dimension of the encodings is shifted and scaled by its running
+  mean and standard deviation (bias-corrected moving averages over the update minibatches,
+  decay ``ema_decay``; none before the first update) before quantising, so that the
+  encodings' spread, not the part they share, chooses the symbol: a remedy for encodings
+  that all point one way (an index collapse, which dead-code restarts turn into a codebook
+  collapse). Quantisation, the commitment loss and the straight-through gradient then act
+  on the standardised encodings; the statistics move after the minibatch's forward pass,
+  as the EMA codebook does.
 - ``heard=shuffled``: an intervention for evaluation (``commarl-evaluate ...
   comm_options.heard=shuffled``, ``marl.comm.base.heard_elsewhere``): every environment hears
   the symbols sent in another episode.
@@ -60,6 +68,7 @@ class VQConfig(CommConfig):
     ema_decay: float = 0.99
     restart_threshold: float = 1e-3  # ema: restart codes below this share of assignments; 0: never
     normalise: bool = False  # unit-length encodings and codes (quantise by cosine similarity)
+    standardise: bool = False  # encodings standardised by running moments before quantising
     heard: str = "sent"  # sent | shuffled (evaluation only: the next environment's symbols)
 
 
@@ -90,6 +99,17 @@ def uniform_codebook(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
     return jax.random.uniform(key, shape, minval=-1 / shape[0], maxval=1 / shape[0])
 
 
+def standardised(z_e: jax.Array, moments: jax.Array) -> jax.Array:
+    """``z_e [..., D]`` shifted and scaled per dimension by ``moments [3, D]`` (moving averages
+    of 1, z and z^2, so that dividing by the first removes their bias; unchanged while it is
+    still 0)."""
+    weight, mean, square = moments
+    seen = weight > 0
+    mu = jnp.where(seen, mean / jnp.where(seen, weight, 1.0), 0.0)
+    var = jnp.where(seen, square / jnp.where(seen, weight, 1.0) - mu**2, 1.0)
+    return (z_e - mu) * jax.lax.rsqrt(jnp.maximum(var, 1e-8))
+
+
 class VQChannel(nn.Module):
     cfg: VQConfig
     num_agents: int
@@ -111,6 +131,10 @@ class VQChannel(nn.Module):
         else:
             book = self.param("codebook", uniform_codebook, (k, d))
         z_e = rows(dense(c.seq_len * d, 1.0), h).reshape(*h.shape[:-1], c.seq_len, d)
+        if c.standardise:
+            raw = jax.lax.stop_gradient(z_e).reshape(-1, d)  # [M, D]
+            moments = self.variable("method_state", "moments", lambda: jnp.zeros((3, d)))
+            z_e = standardised(z_e, moments.value)
         if c.normalise:
             z_e, book = unit(z_e), unit(book)
         symbols, z_q = quantise(z_e, book)  # [..., N, L], [..., N, L, D]
@@ -146,6 +170,9 @@ class VQChannel(nn.Module):
                 new_sum = jnp.where(dead[:, None], fresh / k, new_sum)
                 aux["vq/restarted"] = dead.sum().astype(jnp.float32)
             codebook.value, usage.value, embed_sum.value = new_book, new_usage, new_sum
+        if c.standardise:
+            batch = jnp.stack([jnp.ones(d), raw.mean(0), (raw**2).mean(0)])  # [3, D]
+            moments.value = c.ema_decay * moments.value + (1 - c.ema_decay) * batch
         entropy = -jnp.sum(share * jnp.log(jnp.maximum(share, 1e-12)))
         aux["vq/perplexity"] = jnp.exp(entropy)  # of the minibatch's symbols, all agents
         aux["vq/unused_codes"] = jnp.sum(share == 0).astype(jnp.float32)
