@@ -34,7 +34,8 @@ lr 3e-4 / 5e-4 instead of the reference's [1024, 512, 256, 128], 4096 envs and 5
   blur the nominal ones.
 - ``mappo_tuned_push``: as ``mappo_tuned`` with the pushes alone (no failures).
 - ``<method>_nominal`` and ``<method>_tuned`` for each communication method (``vq``,
-  ``vqh``: VQ with hidden layers in the actor's head, ``hammer``, ``commformer``): the recipe
+  ``vqh``: VQ with hidden layers in the actor's head, ``vqs``: VQ with its encodings
+  standardised before quantising, ``hammer``, ``commformer``): the recipe
   of ``mappo_nominal`` -> ``mappo_tuned``, with messages carrying what an agent cannot see
   (the other MAVs' states).
 
@@ -85,6 +86,9 @@ COMM = {  # a communication method's overrides on top of NOMINAL or AWARE, with 
     # the same with hidden layers in the actor's head: with vq's linear head a symbol can only
     # shift the actions, whatever the agent sees (and vq_nominal's heads came to ignore them)
     "vqh": ["comm=vq", "comm.normalise=true", "policy.head_hidden=[64,64]"],
+    # the same with the encodings standardised before quantising: vq_nominal's and
+    # vqh_nominal's encodings all came to point one way, and their codes followed them
+    "vqs": ["comm=vq", "comm.normalise=true", "comm.standardise=true"],
     "hammer": ["policy=hammer", "comm=messenger", "policy.activation=elu"],
 }
 # CommFormer has its own networks and parameter groups: experiment=cable_team_commformer,
