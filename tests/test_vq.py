@@ -199,12 +199,8 @@ def test_standardised_encodings_spread_by_their_running_moments():
         return np.exp(-np.sum(share * np.log(np.maximum(share, 1e-12))))
 
     moved = {**variables, **state}
-    assert (
-        perplexity(acted[2]["symbols"])
-        < 1.5
-        < 6
-        < perplexity(module.apply(moved, h, None, CTX)[2]["symbols"])
-    )
+    assert perplexity(acted[2]["symbols"]) < 1.5  # one symbol of 8 before the moments
+    assert perplexity(module.apply(moved, h, None, CTX)[2]["symbols"]) > 6  # after
     grad = jax.grad(lambda h: module.apply(moved, h, None, CTX)[0][:, 1, H:].sum())(h)
     grad = np.abs(np.asarray(grad)).sum((0, 2))  # [N]: agent 1 hears 0 and 2
     assert grad[0] > 0 and grad[2] > 0 and grad[1] == 0
@@ -223,8 +219,8 @@ def test_bad_vq_configs_are_refused():
 
 
 def test_vq_training_resumes_bitwise_and_reports_symbols(tiny):
-    """The EMA codebook, usage and encodings' moments (method state) survive a checkpoint and resume bitwise;
-    the evaluation's symbol statistics include the mutual information with the goal."""
+    """The EMA codebook, usage and encodings' moments (method state) survive a checkpoint and
+    resume bitwise; the evaluation's symbol statistics include the mutual information with the goal."""
     vq = ("env=speaker_listener", "comm=vq", "comm.standardise=true", "num_seeds=2")
     straight = train(tiny("straight", *vq))
     stopped = train(tiny("stopped", *vq), stop_after_chunks=1)
