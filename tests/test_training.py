@@ -255,6 +255,19 @@ def test_cable_hover_experiment_trains_and_evaluates_under_other_conditions(tiny
     evaluate_main([f"run={run}", "episodes=2", "gif_episodes=0", "env_name=cable_load/track"])
     result = json.loads((run / "eval" / "evaluate_4.json").read_text())
     assert "tracking_rmse_position" in result["deterministic"]
+    # The conditions' cache: an evaluation is reused only under the same options and overrides.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
+    from evaluate_conditions import evaluate_once
+
+    saved = run / "eval" / "once.json"
+    once = lambda *overrides: evaluate_once(run, "once", 2, {"disturbance": 0.15}, *overrides)  # noqa: E731
+    assert once("gif_episodes=0")["overrides"] == ["gif_episodes=0"]
+    written = saved.stat().st_mtime_ns
+    assert once("gif_episodes=0")["env_options"]["disturbance"] == 0.15
+    assert saved.stat().st_mtime_ns == written  # reused
+    track = once("gif_episodes=0", "env_name=cable_load/track")
+    assert "tracking_rmse_position" in track["deterministic"] and saved.stat().st_mtime_ns > written
+    assert "tracking_rmse_position" not in once("gif_episodes=0")["deterministic"]
 
 
 def test_a_fixed_log_std_stays_where_it_started_while_the_mean_learns(tiny):

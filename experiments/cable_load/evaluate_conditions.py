@@ -102,25 +102,27 @@ def format_table(
 
 def evaluate_once(run: Path, tag: str, episodes: int, options: dict, *overrides: str) -> dict:
     """``scripts/evaluate.py`` on ``run``'s latest checkpoint with ``options`` on top of the
-    run's environment options -> ``run/eval/<tag>.json``, reused when it holds the same
-    checkpoint, options in effect and number of episodes, with every statistic of ``STATS``
-    (``overrides``, e.g. ``env_name=``, are the tag's to keep constant)."""
+    run's environment options and ``overrides`` (e.g. ``env_name=``) -> ``run/eval/<tag>.json``,
+    reused when it holds the same checkpoint, options in effect, overrides and number of
+    episodes, with every statistic of ``STATS``."""
     cfg = load_run_config(run)
     checkpoints = Checkpointer(run / "checkpoints", cfg.keep_checkpoints, create=False)
     latest = checkpoints.latest()
     checkpoints.close()
     saved = run / "eval" / f"{tag}.json"
     old = json.loads(saved.read_text()) if saved.exists() else {}
-    key = (old.get("episodes_per_seed"), old.get("checkpoint"), old.get("env_options"))
+    fields = ("episodes_per_seed", "checkpoint", "env_options", "overrides")
     measured = STATS.keys() <= old.get("deterministic", {}).keys()
     in_effect = json.loads(json.dumps({**cfg.env.options, **options}))  # tuples as lists
-    if measured and key == (episodes, latest, in_effect):
+    if measured and [old.get(f) for f in fields] == [episodes, latest, in_effect, [*overrides]]:
         return old
     flags = [f"env_options.{k}={json.dumps(v)}" for k, v in options.items()]
     evaluate_main(
         [f"run={run}", f"episodes={episodes}", "gif_episodes=1", f"tag={tag}", *overrides, *flags]
     )
-    return json.loads(saved.read_text())
+    results = {**json.loads(saved.read_text()), "overrides": [*overrides]}
+    saved.write_text(json.dumps(results, indent=2))
+    return results
 
 
 def evaluate(
