@@ -129,6 +129,16 @@ def test_only_senders_change_an_agents_action_distribution(tiny):
     assert np.abs(base[:, 0] - loud[:, 0]).max() > 1e-4  # 1 is
 
 
+def test_the_first_action_logits_and_values_start_near_zero(tiny):
+    """The reference's initialisation: the heads' last layers (orthogonal, gain 0.01) start
+    every agent near the uniform policy and every value near zero, whatever it observes."""
+    policy, learner, state = one_seed(tiny("init", *CF))
+    obs = perturbed(perturbed(state.runner.obs, 0), 1)
+    acted = policy.act(state.params, {}, None, obs, jax.random.PRNGKey(0), learner.ctx(0), True)
+    assert np.abs(logits(policy, state.params, obs, acted.action, acted.extras)).max() < 0.05
+    assert np.abs(acted.value).max() < 0.05
+
+
 @pytest.mark.parametrize("closed", ["gate", pytest.param("none", marks=pytest.mark.slow)])
 def test_closed_gates_and_no_communication_hear_no_one(tiny, closed):
     overrides = [*CF, "comm.gate=true"] if closed == "gate" else ["policy=commformer", "comm=none"]

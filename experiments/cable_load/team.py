@@ -47,7 +47,8 @@ errors per condition and method, mean ± 95% CI over all episodes, and the per-s
 and "Does communication help?": rliable's probability that each communication run improves
 on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions; and "Do the teams use
 their messages?": each communication run's greedy success under every condition with its
-messages as sent and shuffled across episodes (``SHUFFLED``).
+messages as sent and shuffled across episodes (``SHUFFLED``). It first draws the training
+curves of every begun run (``curves``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ import numpy as np
 from evaluate_conditions import evaluate
 
 from marl.compare import compare, markdown, train_run
+from marl.plot import plot_methods
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "team"
@@ -148,6 +150,7 @@ COLUMNS = {
 
 
 def report(episodes: int) -> None:
+    curves()
     done = {m: RUNS / m for m in METHODS if (RUNS / m / "summary.json").exists()}
     results = {method: evaluate(run, episodes, fail=True) for method, run in done.items()}
     lines = [f"# Cable team, 4 MAVs: greedy episodes ({episodes} per seed), mean ± 95% CI", ""]
@@ -177,6 +180,23 @@ def report(episodes: int) -> None:
     (HERE / "team.json").write_text(json.dumps(results, indent=2))
     (HERE / "team.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def curves() -> None:
+    """Training curves of each recipe's methods, those still training too:
+    ``team_<recipe>_<metric>.png`` (the fraction of training episodes ending in success, the
+    return per agent; mean ± 95% CI over seeds, a moving average over 1M env-steps)."""
+    for recipe in ("nominal", "tuned"):
+        runs = {
+            m: [RUNS / m]
+            for m in METHODS
+            if m.endswith(f"_{recipe}") and (RUNS / m / "metrics.jsonl").exists()
+        }
+        for metric in ("success", "return"):
+            title = f"cable_load/hover4, {recipe}: training episodes"
+            plot_methods(
+                runs, HERE / f"team_{recipe}_{metric}.png", title, metric, smooth_steps=1e6
+            )
 
 
 def helps(results: dict) -> list[str]:

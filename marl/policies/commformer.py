@@ -20,6 +20,11 @@ agent hears, and with no edges it hears none); heads are shared by the agents (t
 ``dec_actor`` heads are per agent); dropout (``dropout > 0``) acts in the encoder, its keep
 masks drawn while acting and stored with the step, so the update replays them.
 
+Initialisation as the reference's: attention and feed-forward weights N(0, 0.02), the layers
+before a GELU orthogonal with ReLU's gain, the heads' last layers orthogonal with gain 0.01 (so
+that the first actions' means and the first values are near zero; before 2026-12-05 flax's
+defaults, with which a cable team barely learned: ``experiments/cable_load/README.md``).
+
 Parameter groups: ``edges`` (the graph's logits) and ``model`` (everything else, the gate
 included), on the bi-level schedule of ``Graph.group_defaults``.
 """
@@ -38,9 +43,11 @@ from marl.comm import NoChannel
 from marl.comm.base import heard_elsewhere
 from marl.comm.graph import Graph, GraphConfig, GraphMode, topk_mask
 from marl.config import WIDTHS, PolicyConfig
+from marl.networks import dense
 from marl.policies.base import Acted, ActionDist, ActorCritic, Context, Evaluated
 
 NEG = -1e9  # attention score of a pair that is not connected
+SMALL = nn.initializers.normal(0.02)  # the reference's attention and feed-forward weights
 
 
 @dataclass
@@ -69,11 +76,17 @@ class GraphAttention(nn.Module):
     def __call__(self, x, kv, mask, relation):
         e, h = self.n_embd, self.n_head
         d = e // h
-        q = nn.Dense(e, name="query")(x).reshape(*x.shape[:-1], h, d)  # [..., R, H, d]
-        k = nn.Dense(e, name="key")(kv).reshape(*kv.shape[:-1], h, d)  # [..., S, H, d]
-        v = nn.Dense(e, name="value")(kv).reshape(*kv.shape[:-1], h, d)
+        q = nn.Dense(e, kernel_init=SMALL, name="query")(x).reshape(
+            *x.shape[:-1], h, d
+        )  # [..., R, H, d]
+        k = nn.Dense(e, kernel_init=SMALL, name="key")(kv).reshape(
+            *kv.shape[:-1], h, d
+        )  # [..., S, H, d]
+        v = nn.Dense(e, kernel_init=SMALL, name="value")(kv).reshape(*kv.shape[:-1], h, d)
         table = nn.Embed(2, e, name="relation_embed")(jnp.arange(2))  # [2, E]
-        a, b = jnp.split(nn.Dense(2 * e, name="relation")(table).reshape(2, 2, h, d), 2, 1)
+        a, b = jnp.split(
+            nn.Dense(2 * e, kernel_init=SMALL, name="relation")(table).reshape(2, 2, h, d), 2, 1
+        )
         a, b = a[:, 0], b[:, 0]  # [2 relations, H, d]
         one_hot = jax.nn.one_hot(relation, 2)  # [..., R, S, 2]
         per_relation = (
@@ -86,7 +99,7 @@ class GraphAttention(nn.Module):
         connected = (jax.lax.stop_gradient(mask) != 0)[..., None]  # [..., R, S, 1]
         weights = jax.nn.softmax(jnp.where(connected, scores, NEG), -2) * mask[..., None]
         out = jnp.einsum("...rsh,...shd->...rhd", weights, v).reshape(*x.shape[:-1], e)
-        return nn.Dense(e, name="out")(out)
+        return nn.Dense(e, kernel_init=SMALL, name="out")(out)
 
 
 class Block(nn.Module):
@@ -102,7 +115,9 @@ class Block(nn.Module):
         if keep is not None:
             y = y * keep[..., 0, :, :]
         x = nn.LayerNorm(name="ln_attention")(x + y)
-        y = nn.Dense(self.n_embd, name="ff_out")(nn.relu(nn.Dense(self.n_embd, name="ff_in")(x)))
+        y = nn.Dense(self.n_embd, kernel_init=SMALL, name="ff_out")(
+            nn.relu(nn.Dense(self.n_embd, kernel_init=SMALL, name="ff_in")(x))
+        )
         if keep is not None:
             y = y * keep[..., 1, :, :]
         return nn.LayerNorm(name="ln_ff")(x + y)
@@ -122,7 +137,8 @@ def heard_senders(mask, relation, heard: str, acting: bool):
 
 
 def head(e: int, out: int, name: str) -> nn.Sequential:
-    return nn.Sequential([nn.Dense(e), nn.gelu, nn.LayerNorm(), nn.Dense(out)], name=name)
+    """The value and action heads; their outputs start near zero, as the reference's."""
+    return nn.Sequential([dense(e), nn.gelu, nn.LayerNorm(), dense(out, 0.01)], name=name)
 
 
 class CommFormerNet(nn.Module):
@@ -133,10 +149,10 @@ class CommFormerNet(nn.Module):
 
     def setup(self):
         c, e = self.cfg, self.cfg.n_embd
-        self.obs_in = nn.Sequential([nn.LayerNorm(), nn.Dense(e), nn.gelu, nn.LayerNorm()])
+        self.obs_in = nn.Sequential([nn.LayerNorm(), dense(e), nn.gelu, nn.LayerNorm()])
         self.encoder = [Block(e, c.n_head, name=f"encoder_{b}") for b in range(c.n_block)]
         self.value_head = head(e, 1, "value_head")
-        self.action_in = nn.Sequential([nn.Dense(e), nn.gelu])
+        self.action_in = nn.Sequential([dense(e), nn.gelu])
         self.start = self.param("start", nn.initializers.normal(0.02), (e,))
         self.decoder = [Block(e, c.n_head, name=f"decoder_{b}") for b in range(c.n_block)]
         self.action_head = head(e, self.action_dim, "action_head")
