@@ -18,7 +18,10 @@ Choices: the decoder's action token ``j`` is agent ``j``'s own action (MAT shift
 so an agent's own slot carries its predecessor's action; here the graph says whose actions an
 agent hears, and with no edges it hears none); heads are shared by the agents (the reference's
 ``dec_actor`` heads are per agent); dropout (``dropout > 0``) acts in the encoder, its keep
-masks drawn while acting and stored with the step, so the update replays them.
+masks drawn while acting and stored with the step, so the update replays them; continuous
+actions have a state-independent ``exp(log_std)``, starting at ``exp(log_std_init)`` = 1, as the
+other policies here (the reference's standard deviation is ``0.5 sigmoid(p)``, p starting at 1:
+0.37, never above 0.5).
 
 Initialisation as the reference's: attention and feed-forward weights N(0, 0.02), the layers
 before a GELU orthogonal with ReLU's gain, the heads' last layers orthogonal with gain 0.01 (so
