@@ -50,7 +50,11 @@ from marl.networks import dense
 from marl.policies.base import Acted, ActionDist, ActorCritic, Context, Evaluated
 
 NEG = -1e9  # attention score of a pair that is not connected
-SMALL = nn.initializers.normal(0.02)  # the reference's attention and feed-forward weights
+
+
+def small(features: int, name: str) -> nn.Dense:
+    """A dense layer of the attention or the feed-forward: weights N(0, 0.02), as the reference."""
+    return nn.Dense(features, kernel_init=nn.initializers.normal(0.02), name=name)
 
 
 @dataclass
@@ -79,17 +83,11 @@ class GraphAttention(nn.Module):
     def __call__(self, x, kv, mask, relation):
         e, h = self.n_embd, self.n_head
         d = e // h
-        q = nn.Dense(e, kernel_init=SMALL, name="query")(x).reshape(
-            *x.shape[:-1], h, d
-        )  # [..., R, H, d]
-        k = nn.Dense(e, kernel_init=SMALL, name="key")(kv).reshape(
-            *kv.shape[:-1], h, d
-        )  # [..., S, H, d]
-        v = nn.Dense(e, kernel_init=SMALL, name="value")(kv).reshape(*kv.shape[:-1], h, d)
+        q = small(e, "query")(x).reshape(*x.shape[:-1], h, d)  # [..., R, H, d]
+        k = small(e, "key")(kv).reshape(*kv.shape[:-1], h, d)  # [..., S, H, d]
+        v = small(e, "value")(kv).reshape(*kv.shape[:-1], h, d)
         table = nn.Embed(2, e, name="relation_embed")(jnp.arange(2))  # [2, E]
-        a, b = jnp.split(
-            nn.Dense(2 * e, kernel_init=SMALL, name="relation")(table).reshape(2, 2, h, d), 2, 1
-        )
+        a, b = jnp.split(small(2 * e, "relation")(table).reshape(2, 2, h, d), 2, 1)
         a, b = a[:, 0], b[:, 0]  # [2 relations, H, d]
         one_hot = jax.nn.one_hot(relation, 2)  # [..., R, S, 2]
         per_relation = (
@@ -102,7 +100,7 @@ class GraphAttention(nn.Module):
         connected = (jax.lax.stop_gradient(mask) != 0)[..., None]  # [..., R, S, 1]
         weights = jax.nn.softmax(jnp.where(connected, scores, NEG), -2) * mask[..., None]
         out = jnp.einsum("...rsh,...shd->...rhd", weights, v).reshape(*x.shape[:-1], e)
-        return nn.Dense(e, kernel_init=SMALL, name="out")(out)
+        return small(e, "out")(out)
 
 
 class Block(nn.Module):
@@ -118,9 +116,7 @@ class Block(nn.Module):
         if keep is not None:
             y = y * keep[..., 0, :, :]
         x = nn.LayerNorm(name="ln_attention")(x + y)
-        y = nn.Dense(self.n_embd, kernel_init=SMALL, name="ff_out")(
-            nn.relu(nn.Dense(self.n_embd, kernel_init=SMALL, name="ff_in")(x))
-        )
+        y = small(self.n_embd, "ff_out")(nn.relu(small(self.n_embd, "ff_in")(x)))
         if keep is not None:
             y = y * keep[..., 1, :, :]
         return nn.LayerNorm(name="ln_ff")(x + y)
