@@ -93,6 +93,31 @@ def test_every_row_of_the_hard_graph_has_k_senders_and_the_phases():
     np.testing.assert_array_equal(stable["noise"], 0.0)  # post-stable: the exact top-k
 
 
+@pytest.mark.parametrize("self_loop", ["replace", "add"])
+def test_under_replace_a_row_picks_its_senders_among_the_others(self_loop):
+    """Every agent hears itself under ``replace``, so its ``k`` slots go to others even where
+    its own edge is the largest, and the edges keep a gradient through the picked ones (a
+    row that had picked itself had none, and kept its graph for ever); ``add`` (the
+    reference) ranks all ``N``."""
+    cfg, n = GraphConfig(sparsity=0.4, warmup=0, explore=False, self_loop=self_loop), 3
+    graph, obs, ctx = Graph(cfg, n), jnp.zeros((4, n, 2)), Context.at(5, 100)
+    edges = 1.0 + jnp.eye(n) + 0.1 * jnp.roll(jnp.eye(n), 1, axis=1)  # self, then i + 1
+
+    def out(edges):
+        return graph.apply({"params": {"edges": edges}}, obs, ctx, method="mask")
+
+    mask, _, stored, _ = out(edges)
+    weight = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+    grad = jax.grad(lambda e: (out(e)[0] * weight).sum())(edges)
+    if self_loop == "replace":
+        np.testing.assert_array_equal(stored["graph"][0], np.roll(np.eye(n), 1, axis=1))
+        np.testing.assert_array_equal(np.diagonal(mask, axis1=-2, axis2=-1), 1.0)
+        assert np.abs(grad).min(-1).max() == 0 and np.abs(grad).sum(-1).min() > 0
+    else:
+        np.testing.assert_array_equal(stored["graph"][0], np.eye(n))
+        np.testing.assert_allclose(np.diagonal(mask, axis1=-2, axis2=-1), 2.0)
+
+
 @partial(jax.jit, static_argnums=0)
 def logits(policy, params, obs, action, extras):
     """Every agent's action logits by teacher forcing, ``[B, N, A]``."""

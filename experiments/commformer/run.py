@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from marl.checkpoint import Checkpointer
-from marl.comm.graph import topk_mask
+from marl.comm.graph import Graph, GraphConfig, SelfLoop
 from marl.compare import (
     commands,
     compare,
@@ -141,17 +141,17 @@ def report() -> None:
 
 
 def plot_adjacency(run: Path, out: Path, title: str) -> None:
-    """Each seed's final learned graph: softmax(edges) per receiver row, top-k outlined."""
+    """Each seed's final learned graph (``Graph.diagnostics``' adjacency), top-k outlined."""
     params = Checkpointer(run / "checkpoints", 1).load()["params"]["params"]
     edges = np.asarray(params["graph"]["edges"])  # [S, N, N]
-    sparsity = yaml.safe_load((run / "config.yaml").read_text())["comm"]["sparsity"]
+    comm = yaml.safe_load((run / "config.yaml").read_text())["comm"]
     n = edges.shape[-1]
-    k = max(int(n * sparsity), 1)
+    graph = Graph(GraphConfig(sparsity=comm["sparsity"], self_loop=SelfLoop(comm["self_loop"])), n)
+    k = graph.k
     fig, axes = plt.subplots(1, len(edges), figsize=(2.2 * len(edges), 2.4), dpi=120)
     for s, (ax, e) in enumerate(zip(np.atleast_1d(axes), edges, strict=True)):
-        p = np.exp(e - e.max(-1, keepdims=True))
-        ax.imshow(p / p.sum(-1, keepdims=True), cmap="viridis", vmin=0, vmax=1)
-        for i, j in zip(*np.nonzero(np.asarray(topk_mask(e, k))), strict=True):
+        ax.imshow(graph.diagnostics(e)["graph/adjacency"], cmap="viridis", vmin=0, vmax=1)
+        for i, j in zip(*np.nonzero(np.asarray(graph.topk(e))), strict=True):
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.5))
         ax.set(title=f"seed {s}", xlabel="sender", ylabel="receiver" if s == 0 else None)
         ax.set_xticks(range(n)), ax.set_yticks(range(n))

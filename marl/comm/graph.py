@@ -21,8 +21,10 @@ Choices on the reference code's pitfalls (``../shared/research/commformer.md``):
    minibatch); evaluation episodes and bootstrap values use the exact top-k.
    ``explore=false`` acts on the exact top-k as the reference's rollouts do.
 4. ``self_loop=replace`` (default): ``mask (1 - I) + I``, every agent hears itself with
-   weight 1 and an agent that picks itself wastes the slot; ``add`` is the reference's
-   ``mask + I`` (diagonal 2 when an agent picks itself: the weights no longer sum to 1).
+   weight 1 and picks its ``k`` senders among the others (``candidates``): a slot on itself
+   would hear no one, and since the diagonal then gets no gradient, a row that had picked
+   itself could never move again; ``add`` is the reference's ``mask + I``, the top-k over
+   all ``N`` (diagonal 2 when an agent picks itself: the weights no longer sum to 1).
 5. Relation embeddings index ``relation[i, j]`` (receiver, sender) and scores scale by
    ``1 / sqrt(head_dim)`` (the reference transposes and scales by ``1 / head_dim``).
 6. Edges start at 1 plus uniform noise of 1e-3, so the first top-k breaks the all-ones tie
@@ -96,6 +98,9 @@ def edge_init(key, shape):
     return 1.0 + 1e-3 * jax.random.uniform(key, shape)
 
 
+NEG = -1e9  # a logit that no top-k picks and no softmax weighs
+
+
 class Graph(nn.Module):
     """``mask(obs, ctx, extras, sample)`` -> (mask ``[..., N, N]``, relation ``[..., N, N]``
     int (1 where i hears j), extras to store, aux). ``extras`` is ``None`` while acting;
@@ -107,7 +112,19 @@ class Graph(nn.Module):
 
     @property
     def k(self) -> int:
-        return max(int(self.num_agents * self.cfg.sparsity), 1)
+        k = max(int(self.num_agents * self.cfg.sparsity), 1)
+        return min(k, self.num_agents - 1) if self.cfg.self_loop == SelfLoop.replace else k
+
+    def candidates(self, edges: jax.Array) -> jax.Array:
+        """The logits each row's top-k ranks, ``[..., N, N]``: under ``replace`` the diagonal
+        at ``NEG`` (every agent hears itself anyway), under ``add`` the edges themselves."""
+        if self.cfg.self_loop == SelfLoop.replace:
+            return jnp.where(jnp.eye(self.num_agents) > 0, NEG, edges)
+        return edges
+
+    def topk(self, edges: jax.Array) -> jax.Array:
+        """The exact graph: 1.0 at each row's ``k`` senders, ``[..., N, N]``."""
+        return topk_mask(self.candidates(edges), self.k)
 
     @nn.compact
     def mask(self, obs: jax.Array, ctx, extras=None, sample: bool = False):
@@ -121,6 +138,7 @@ class Graph(nn.Module):
             graph = jnp.ones((*batch, n, n))
         else:
             edges = self.param("edges", edge_init, (n, n))
+            logits = self.candidates(edges)
             stable = c.post_stable & (ctx.progress >= c.post_ratio)
             if replay:
                 noise, hard = extras["noise"], extras["graph"]
@@ -129,8 +147,8 @@ class Graph(nn.Module):
                 if sample and c.explore:
                     gumbel = jax.random.gumbel(self.make_rng("comm"), noise.shape)
                     noise = jnp.where(stable, 0.0, gumbel)
-                hard = topk_mask(edges + noise, self.k)
-            soft = jax.nn.softmax((edges + noise) / c.tau, -1)
+                hard = topk_mask(logits + noise, self.k)
+            soft = jax.nn.softmax((logits + noise) / c.tau, -1)
             warm = ctx.update < c.warmup
             graph = jnp.where(warm, edges, hard - jax.lax.stop_gradient(soft) + soft)
             stored = {"graph": hard, "noise": noise}
@@ -169,14 +187,14 @@ class Graph(nn.Module):
         return {"edges": edges, model: model_group}
 
     def diagnostics(self, edges: jax.Array) -> dict[str, jax.Array]:
-        """The learned adjacency ``softmax(edges)`` ``[N, N]``, each row's entropy ``[N]``
-        and the exact top-k ``[N, N]``."""
-        p = jax.nn.softmax(edges, -1)
+        """The learned adjacency ``softmax`` of the ``candidates`` ``[N, N]``, each row's
+        entropy ``[N]`` and the exact top-k ``[N, N]``."""
+        p = jax.nn.softmax(self.candidates(edges), -1)
         entropy = -(p * jnp.log(p + 1e-12)).sum(-1)
         return {
             "graph/adjacency": p,
             "graph/row_entropy": entropy,
-            "graph/topk": topk_mask(edges, self.k),
+            "graph/topk": self.topk(edges),
         }
 
     def __call__(self, h, obs, ctx, extras=None):
@@ -184,6 +202,10 @@ class Graph(nn.Module):
 
 
 def make_graph(cfg: GraphConfig, env) -> Graph:
+    if cfg.mode == GraphMode.sparse and env.num_agents < 2:
+        raise ValueError(
+            f"comm=graph: a learned graph needs 2 or more agents, got {env.num_agents}"
+        )
     if not 0.0 < cfg.sparsity <= 1.0 or cfg.warmup < 0 or cfg.tau <= 0 or cfg.edge_period < 2:
         raise ValueError(
             "comm: 0 < sparsity <= 1, warmup >= 0, tau > 0 and edge_period >= 2 are needed, "

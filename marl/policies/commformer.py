@@ -44,12 +44,10 @@ import numpy as np
 from envs.core import AgentSpaces
 from marl.comm import NoChannel
 from marl.comm.base import heard_elsewhere
-from marl.comm.graph import Graph, GraphConfig, GraphMode, topk_mask
+from marl.comm.graph import NEG, Graph, GraphConfig, GraphMode
 from marl.config import WIDTHS, PolicyConfig
 from marl.networks import dense
 from marl.policies.base import Acted, ActionDist, ActorCritic, Context, Evaluated
-
-NEG = -1e9  # attention score of a pair that is not connected
 
 
 def small(features: int, name: str) -> nn.Dense:
@@ -237,7 +235,7 @@ class CommFormerPolicy(ActorCritic):
         params = {"params": variables["params"]}
         if not self.sparse:
             return params, {}
-        return params, {"topk": topk_mask(params["params"]["graph"]["edges"], self.graph.k)}
+        return params, {"topk": self.graph.topk(params["params"]["graph"]["edges"])}
 
     def initial_carry(self, batch_shape):
         return jnp.zeros((*batch_shape, 1))  # feed-forward; Orbax saves no empty arrays
@@ -294,7 +292,7 @@ class CommFormerPolicy(ActorCritic):
         if self.sparse:
             edges = params["params"]["graph"]["edges"]
             aux = {**aux, **self.graph.diagnostics(edges)}
-            topk = topk_mask(edges, self.graph.k)
+            topk = self.graph.topk(edges)
             changed = jnp.any(topk != method_state["topk"], -1).sum().astype(jnp.float32)
             aux["graph/rows_changed"] = changed  # since the previous optimiser step
             method_state = {"topk": topk}
