@@ -11,7 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from marl.comm.graph import Graph, GraphConfig
+from envs.registry import make
+from marl.comm.graph import Graph, GraphConfig, make_graph
 from marl.policies import Context
 from marl.train import build, train
 
@@ -116,6 +117,14 @@ def test_under_replace_a_row_picks_its_senders_among_the_others(self_loop):
     else:
         np.testing.assert_array_equal(stored["graph"][0], np.eye(n))
         np.testing.assert_allclose(np.diagonal(mask, axis1=-2, axis2=-1), 2.0)
+
+
+def test_a_learned_graph_needs_two_agents():
+    """One agent has no one to pick a sender from: a clear error, a dense graph still builds."""
+    lone = make("predator_prey/pp", num_predators=1)
+    with pytest.raises(ValueError, match="needs 2 or more agents, got 1"):
+        make_graph(GraphConfig(), lone)
+    assert make_graph(GraphConfig(mode="dense"), lone).num_agents == 1
 
 
 @partial(jax.jit, static_argnums=0)
