@@ -182,6 +182,11 @@ def report(episodes: int) -> None:
     print("\n".join(lines))
 
 
+def begun(metrics: Path) -> bool:
+    """Whether a run has logged an update (a run just started has an empty file)."""
+    return metrics.exists() and metrics.stat().st_size > 0
+
+
 def curves() -> None:
     """Training curves of each recipe's methods, those still training too:
     ``team_<recipe>_<metric>.png`` (the fraction of training episodes ending in success, the
@@ -190,7 +195,7 @@ def curves() -> None:
         runs = {
             m: [RUNS / m]
             for m in METHODS
-            if m.endswith(f"_{recipe}") and (RUNS / m / "metrics.jsonl").exists()
+            if m.endswith(f"_{recipe}") and begun(RUNS / m / "metrics.jsonl")
         }
         for metric in ("success", "return"):
             title = f"cable_load/hover4, {recipe}: training episodes"
