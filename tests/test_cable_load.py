@@ -571,3 +571,17 @@ def test_every_robustness_table_method_composes_into_its_recipe():
     for m, baseline in BASELINE.items():
         assert cfgs[m].comm.name != "none" and cfgs[baseline].comm.name == "none", m
         assert m.rsplit("_", 1)[1] == baseline.rsplit("_", 1)[1], m  # the same recipe
+
+
+def test_team_curves_draw_only_runs_that_have_logged_an_update(tmp_path):
+    """A run just started (``metrics.jsonl`` created, still empty) is left out of ``curves``
+    instead of failing it; a run with one update is drawn."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
+    from team import begun
+
+    metrics = tmp_path / "metrics.jsonl"
+    assert not begun(metrics)
+    metrics.write_text("")
+    assert not begun(metrics)
+    metrics.write_text('{"update": 1, "env_steps": 32768, "return": 1.0}\n')
+    assert begun(metrics)
