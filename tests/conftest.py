@@ -6,6 +6,8 @@ Tests share JAX's persistent compilation cache (in the system's temporary folder
 
 from __future__ import annotations
 
+import importlib
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,6 +38,14 @@ jax.config.update(
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 jax.config.update("jax_compilation_cache_max_size", 2 * 1024**3)
+
+
+def cable_experiment(module: str):
+    """Import a script of ``experiments/cable_load`` (``team``, ``evaluate_conditions``)."""
+    folder = str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(module)
 
 
 def compose_config(overrides: list[str]) -> Config:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import jax
@@ -16,7 +15,7 @@ from envs.cable_load.hover import DRONE_ANCHOR, CableLoadHover
 from envs.cable_load.rigid import GRAVITY, Bodies, Cables, Inertia
 from envs.cable_load.track import CableLoadTrack
 from envs.wrappers import to_pettingzoo
-from tests.conftest import compose_config
+from tests.conftest import cable_experiment, compose_config
 
 DT = CableLoadHover.physics_dt
 
@@ -538,8 +537,7 @@ def test_evaluation_conditions_leave_out_what_a_run_trained_with():
     """A failure- and push-aware run is evaluated on the nominal task plus each condition's
     one change: no random failure or push of its training stays on, and no mix of failure
     models (``fail_mode: either``)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
-    from evaluate_conditions import conditions
+    conditions = cable_experiment("evaluate_conditions").conditions
 
     trained = compose_config(["experiment=cable_team"]).env
     assert trained.options["fail_prob"] > 0 and trained.options["disturbance_range"]
@@ -556,8 +554,8 @@ def test_every_robustness_table_method_composes_into_its_recipe():
     """``team.py``'s methods are valid configs: each nominal run trains without failures or
     pushes, each fine-tune with failures or pushes, from a nominal run of the same policy and
     channel (the control excepted: it fine-tunes on the nominal task)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
-    from team import BASELINE, METHODS
+    team = cable_experiment("team")
+    BASELINE, METHODS = team.BASELINE, team.METHODS
 
     cfgs = {m: compose_config(overrides) for m, overrides in METHODS.items()}
     for m, cfg in cfgs.items():
@@ -576,8 +574,7 @@ def test_every_robustness_table_method_composes_into_its_recipe():
 def test_team_curves_draw_only_runs_that_have_logged_an_update(tmp_path):
     """A run just started (``metrics.jsonl`` created, still empty) is left out of ``curves``
     instead of failing it; a run with one update is drawn."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
-    from team import begun
+    begun = cable_experiment("team").begun
 
     metrics = tmp_path / "metrics.jsonl"
     assert not begun(metrics)

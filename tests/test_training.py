@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from marl.checkpoint import Checkpointer, CheckpointError
 from marl.cli import evaluate_main
 from marl.train import TrainingDiverged, build, train
-from tests.conftest import TINY, compose_config
+from tests.conftest import TINY, cable_experiment, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -256,8 +256,7 @@ def test_cable_hover_experiment_trains_and_evaluates_under_other_conditions(tiny
     result = json.loads((run / "eval" / "evaluate_4.json").read_text())
     assert "tracking_rmse_position" in result["deterministic"]
     # The conditions' cache: an evaluation is reused only under the same options and overrides.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "cable_load"))
-    from evaluate_conditions import evaluate_once
+    evaluate_once = cable_experiment("evaluate_conditions").evaluate_once
 
     saved = run / "eval" / "once.json"
     once = lambda *overrides: evaluate_once(run, "once", 2, {"disturbance": 0.15}, *overrides)  # noqa: E731
