@@ -582,3 +582,19 @@ def test_team_curves_draw_only_runs_that_have_logged_an_update(tmp_path):
     assert not begun(metrics)
     metrics.write_text('{"update": 1, "env_steps": 32768, "return": 1.0}\n')
     assert begun(metrics)
+
+
+def test_team_message_check_shows_success_and_survival():
+    """The message check ("Do the teams use their messages?") has a table per rate, each
+    run's sent and shuffled side by side: survival shows a reliance that success (0% both
+    ways) would hide."""
+    uses = cable_experiment("team").uses
+
+    def run(success, survived):
+        rates = {"success": [success, 0.01], "survived": [survived, 0.05]}
+        return {"m": {"nominal": {"deterministic": rates}}}
+
+    lines = uses(run(0.0, 0.67), run(0.0, 0.49))
+    rows = [line for line in lines if line.startswith("| nominal |")]
+    assert rows == ["| nominal | 0% ± 1% | 0% ± 1% |", "| nominal | 67% ± 5% | 49% ± 5% |"]
+    assert uses(run(0.0, 0.67), {}) == []

@@ -46,8 +46,8 @@ sampled episodes per seed) and writes ``team.md`` / ``team.json``: success, surv
 errors per condition and method, mean ± 95% CI over all episodes, and the per-seed rates;
 and "Does communication help?": rliable's probability that each communication run improves
 on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions; and "Do the teams use
-their messages?": each communication run's greedy success under every condition with its
-messages as sent and shuffled across episodes (``SHUFFLED``). It first draws the training
+their messages?": each communication run's greedy success and survival under every
+condition with its messages as sent and shuffled across episodes (``SHUFFLED``). It first draws the training
 curves of every begun run (``curves``).
 """
 
@@ -222,26 +222,30 @@ def helps(results: dict) -> list[str]:
 
 
 def uses(results: dict, shuffled: dict) -> list[str]:
-    """Greedy success of each run in ``shuffled`` with its messages as sent and as shuffled."""
+    """Greedy success and survival of each run in ``shuffled`` with its messages as sent and
+    as shuffled (survival shows a team's reliance where neither way succeeds)."""
     if not shuffled:
         return []
-    fmt = COLUMNS["success"][1]
     lines = ["", "## Do the teams use their messages?", ""]
     lines += [
-        "Greedy success with the messages as sent and with every environment hearing the "
+        "Greedy episodes with the messages as sent and with every environment hearing the "
         "messages of another episode (`scripts/evaluate.py ... comm_options.heard=shuffled`; "
         "`RUN/eval/shuffled_conditions.md`):",
-        "",
-        "| condition | " + " | ".join(f"{m}: sent | shuffled" for m in shuffled) + " |",
-        "| --- |" + " ---: | ---: |" * len(shuffled),
     ]
-    for condition in next(iter(shuffled.values())):
-        cells = [
-            "{} ± {}".format(*map(fmt.format, r[m][condition]["deterministic"]["success"]))
-            for m in shuffled
-            for r in (results, shuffled)
+    for stat in ("success", "survived"):
+        heading, fmt = COLUMNS[stat]
+        lines += [
+            "",
+            f"| {heading} | " + " | ".join(f"{m}: sent | shuffled" for m in shuffled) + " |",
+            "| --- |" + " ---: | ---: |" * len(shuffled),
         ]
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+        for condition in next(iter(shuffled.values())):
+            cells = [
+                "{} ± {}".format(*map(fmt.format, r[m][condition]["deterministic"][stat]))
+                for m in shuffled
+                for r in (results, shuffled)
+            ]
+            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     return lines
 
 
