@@ -47,8 +47,8 @@ errors per condition and method, mean ± 95% CI over all episodes, and the per-s
 and "Does communication help?": rliable's probability that each communication run improves
 on the MAPPO run of its recipe (``BASELINE``), over seeds x conditions; and "Do the teams use
 their messages?": each communication run's greedy success and survival under every
-condition with its messages as sent and shuffled across episodes (``SHUFFLED``). It first draws the training
-curves of every begun run (``curves``).
+condition with its messages as sent and shuffled across episodes (``SHUFFLED``). It first
+draws the training curves of every begun run (``curves``).
 """
 
 from __future__ import annotations
